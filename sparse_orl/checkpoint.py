@@ -1,0 +1,138 @@
+"""Checkpoints (orbax) of the stacked run states, and the final params of every run.
+
+Orbax writes each step into a temporary folder and renames it when complete,
+so a killed run never leaves a checkpoint that looks finished. If the newest
+checkpoint cannot be read anyway (a damaged disk, a hand-edited file), restore
+falls back to the previous one with a warning.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+
+from sparse_orl.io_utils import atomic_write_json, atomic_write_npz, read_json
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def _manager(directory: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           enable_async_checkpointing=False)
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+                                 item_names=("state", "meta"))
+
+
+class Checkpointer:
+    """Save / restore ``(run_states, meta)`` at integer steps under ``directory``."""
+
+    def __init__(self, directory: str, max_to_keep: int = 2):
+        self.directory = os.path.abspath(directory)
+        self._mngr = _manager(self.directory, max_to_keep)
+
+    def steps(self) -> List[int]:
+        return sorted(self._mngr.all_steps())
+
+    def save(self, step: int, state: Any, meta: Dict) -> None:
+        self._mngr.save(
+            int(step),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
+        self._mngr.wait_until_finished()
+
+    def restore_latest(self, abstract_state: Any) -> Optional[Tuple[int, Any, Dict]]:
+        """Newest readable checkpoint as ``(step, state, meta)``, or None if there is none."""
+        for step in reversed(self.steps()):
+            try:
+                out = self._mngr.restore(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+                    ),
+                )
+                return step, out["state"], dict(out["meta"])
+            except Exception as e:  # noqa: BLE001 - any unreadable checkpoint falls back
+                logging.warning("checkpoint %s/%d is unreadable (%s: %s); trying the previous one",
+                                self.directory, step, type(e).__name__, str(e).splitlines()[0][:200])
+        if self.steps():
+            raise CheckpointError(f"no readable checkpoint in {self.directory} (steps {self.steps()})")
+        return None
+
+    def close(self):
+        self._mngr.close()
+
+
+def abstract_like(tree: Any) -> Any:
+    """ShapeDtypeStructs (with shardings) describing ``tree``, as orbax's restore target."""
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree
+    )
+
+
+# ---- final params ------------------------------------------------------------------
+def _flatten(prefix: str, tree: Any, out: Dict[str, np.ndarray]) -> None:
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _flatten(f"{prefix}/{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = np.asarray(tree)
+
+
+def _unflatten(flat: Dict[str, np.ndarray]) -> Dict:
+    root: Dict = {}
+    for key, value in flat.items():
+        node = root
+        parts = key.split("/")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return root
+
+
+def save_final(workdir: str, runs: List[Dict], params, masks, obs_mean, obs_std, agent_config: Dict) -> str:
+    """Write ``final/params.npz`` (every run's params, masks, observation statistics)
+    and ``final/runs.json`` (run index -> seed, sparsity, pruner; agent config)."""
+    final = os.path.join(workdir, "final")
+    arrays: Dict[str, np.ndarray] = {}
+    for i in range(len(runs)):
+        take = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x)[i], t)
+        _flatten(f"run{i}/params", take(params), arrays)
+        _flatten(f"run{i}/masks", take(masks), arrays)
+        arrays[f"run{i}/obs_mean"] = np.asarray(obs_mean)[i]
+        arrays[f"run{i}/obs_std"] = np.asarray(obs_std)[i]
+    atomic_write_npz(os.path.join(final, "params.npz"), arrays)
+    atomic_write_json(os.path.join(final, "runs.json"), {"agent_config": agent_config, "runs": runs})
+    return final
+
+
+def load_final(workdir: str) -> Tuple[Dict, List[Dict]]:
+    """Load what :func:`save_final` wrote.
+
+    Returns ``(agent_config_dict, runs)`` where each run is a dict with "seed",
+    "sparsity", "pruner", "params", "masks" (nested dicts of numpy arrays),
+    "obs_mean" and "obs_std".
+    """
+    final = os.path.join(workdir, "final")
+    path = os.path.join(final, "params.npz")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no final params in {final} (has the run finished?)")
+    meta = read_json(os.path.join(final, "runs.json"), "final runs file")
+    try:
+        with np.load(path) as z:
+            flat = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"final params file {path} is corrupt or truncated ({e})") from None
+    tree = _unflatten(flat)
+    runs = []
+    for i, r in enumerate(meta["runs"]):
+        node = tree[f"run{i}"]
+        runs.append(dict(r, params=node["params"], masks=node["masks"],
+                         obs_mean=node["obs_mean"], obs_std=node["obs_std"]))
+    return meta["agent_config"], runs

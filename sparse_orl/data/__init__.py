@@ -1,0 +1,67 @@
+"""Offline datasets: loaders (Minari, D4RL HDF5), transitions on device, reference scores."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional, Tuple
+
+import numpy as np
+
+from sparse_orl.data.d4rl import load_d4rl_hdf5
+from sparse_orl.data.minari import load_minari
+from sparse_orl.data.reference_scores import d4rl_reference, normalized_score
+from sparse_orl.data.transitions import (
+    DatasetInfo,
+    Transitions,
+    sample_batch,
+    to_device,
+    validate_transitions,
+)
+
+__all__ = [
+    "Transitions",
+    "DatasetInfo",
+    "sample_batch",
+    "to_device",
+    "validate_transitions",
+    "load_dataset",
+    "load_d4rl_hdf5",
+    "load_minari",
+    "normalized_score",
+    "d4rl_reference",
+    "check_env_spaces",
+]
+
+_HDF5_SUFFIXES = (".hdf5", ".h5")
+
+
+def load_dataset(name: str, env_id: Optional[str] = None) -> Tuple[Transitions, DatasetInfo]:
+    """Load ``name`` as numpy float32 ``Transitions`` plus ``DatasetInfo``.
+
+    A path ending in .hdf5/.h5, or any existing file, is read as a D4RL HDF5 file (``env_id``
+    overrides the id guessed from the file name); anything else is a Minari dataset id
+    (``env_id``, if given, overrides the id recorded in the dataset).
+    """
+    name = os.fspath(name)
+    if name.lower().endswith(_HDF5_SUFFIXES) or os.path.isfile(name):
+        return load_d4rl_hdf5(name, env_id=env_id)
+    t, info = load_minari(name)
+    if env_id is not None and env_id != info.env_id:
+        info = dataclasses.replace(info, env_id=env_id)
+    return t, info
+
+
+def _flat_dim(space) -> int:
+    """Number of scalars in a Box-like space."""
+    return int(np.prod(space.shape)) if space.shape is not None else -1
+
+
+def check_env_spaces(info: DatasetInfo, env) -> None:
+    """Raise ``ValueError`` if the dataset's obs/action dims differ from ``env``'s spaces."""
+    env_obs, env_act = _flat_dim(env.observation_space), _flat_dim(env.action_space)
+    if (info.obs_dim, info.act_dim) != (env_obs, env_act):
+        env_name = getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
+        raise ValueError(
+            f"dataset {info.dataset_id!r} (obs_dim={info.obs_dim}, act_dim={info.act_dim}) "
+            f"does not match env {env_name!r} (obs_dim={env_obs}, act_dim={env_act})"
+        )

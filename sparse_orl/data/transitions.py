@@ -1,0 +1,76 @@
+"""Transitions held on device and mini-batches sampled inside jit."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+
+@struct.dataclass
+class Transitions:
+    """Flat transitions (s, a, r, s', done) with a leading axis of size N.
+
+    ``done`` is 1.0 only where the episode *terminated* (bootstrapping is cut);
+    truncations (time limits) keep done = 0 so the target still bootstraps.
+    """
+
+    obs: jax.Array  # (N, obs_dim) float32
+    action: jax.Array  # (N, act_dim) float32
+    reward: jax.Array  # (N,) float32
+    next_obs: jax.Array  # (N, obs_dim) float32
+    done: jax.Array  # (N,) float32
+
+    @property
+    def size(self) -> int:
+        return int(self.obs.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What the loader learned about a dataset besides its transitions."""
+
+    dataset_id: str  # Minari id or the HDF5 path as given
+    env_id: Optional[str]  # Gymnasium id to evaluate in (e.g. "HalfCheetah-v5"), if known
+    obs_dim: int
+    act_dim: int
+    max_action: float
+    ref_min_score: Optional[float]
+    ref_max_score: Optional[float]
+    score_source: str  # where ref_min/max came from ("dataset metadata", "D4RL constants", "none")
+    sha256: str  # hash of the data file(s)
+    num_episodes: int
+    num_transitions: int
+
+
+def validate_transitions(t: Transitions, source: str) -> None:
+    """Raise ``ValueError`` naming ``source`` if ``t`` is empty, ragged or not finite."""
+    n = int(np.shape(t.obs)[0])
+    if n == 0:
+        raise ValueError(f"dataset {source!r} is empty (0 transitions)")
+    for name in ("obs", "action", "reward", "next_obs", "done"):
+        arr = np.asarray(getattr(t, name))
+        if arr.shape[0] != n:
+            raise ValueError(
+                f"dataset {source!r}: field {name!r} has {arr.shape[0]} rows, expected {n}"
+            )
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.sum(~np.isfinite(arr)))
+            raise ValueError(f"dataset {source!r}: field {name!r} has {bad} NaN/inf values")
+
+
+def to_device(t: Transitions) -> Transitions:
+    """Cast to float32 once and put every field on the default device."""
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), t)
+
+
+def sample_batch(data: Transitions, key: jax.Array, batch_size: int) -> Transitions:
+    """Uniformly sample ``batch_size`` transitions with replacement (jit/vmap safe)."""
+    idx = jax.random.randint(key, (batch_size,), 0, data.obs.shape[0])
+    batch = jax.tree_util.tree_map(lambda x: jnp.take(x, idx, axis=0), data)
+    chex.assert_shape(batch.reward, (batch_size,))
+    return batch

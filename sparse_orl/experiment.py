@@ -1,0 +1,306 @@
+"""One training job: dataset -> masks at init -> vmapped sparse training -> evals -> files.
+
+``run_experiment(config)`` trains every (seed, sparsity) run of ``config`` in
+one compiled program, evaluates them together, checkpoints, and resumes from
+the newest checkpoint when re-run with the same config on the same workdir.
+
+Files in ``workdir``: ``config.json``, ``summary.json``, ``metrics.jsonl``,
+``checkpoints/`` (orbax), ``final/params.npz`` + ``final/runs.json``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from sparse_orl import pruning
+from sparse_orl.algos import make_agent
+from sparse_orl.checkpoint import Checkpointer, abstract_like, save_final
+from sparse_orl.config import AgentConfig, PruneConfig
+from sparse_orl.data import check_env_spaces, d4rl_reference, load_dataset, normalized_score, to_device
+from sparse_orl.io_utils import append_jsonl, atomic_write_json, read_json, read_jsonl, write_jsonl
+from sparse_orl.training import (init_runs, make_act_fn, make_train_chunk, padded_num_runs, replicated,
+                                 runs_mesh, take_runs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one ``launch.train`` job needs. Built from flags in ``launch/`` only."""
+
+    dataset: str
+    workdir: str
+    agent: AgentConfig = AgentConfig()
+    prune: PruneConfig = PruneConfig()
+    seeds: Tuple[int, ...] = (0,)
+    sparsities: Tuple[float, ...] = (0.0,)
+    steps: int = 1_000_000
+    batch_size: int = 100
+    eval_every: int = 5000
+    eval_episodes: int = 10
+    checkpoint_every: int = 10000
+    env: Optional[str] = None
+    eval_max_episode_steps: Optional[int] = None  # None: the env's own limit (1000 for MuJoCo)
+
+    def validate(self) -> None:
+        if not self.seeds:
+            raise ValueError("--seeds is empty: give at least one seed, e.g. --seeds=0,1,2")
+        if len(set(self.seeds)) != len(self.seeds) or any(int(s) < 0 for s in self.seeds):
+            raise ValueError(f"--seeds must be distinct non-negative integers, got {list(self.seeds)}")
+        if not self.sparsities:
+            raise ValueError("--sparsity is empty: give at least one level in [0, 1)")
+        for s in self.sparsities:
+            pruning.check_sparsity(s, "--sparsity")
+        if len(set(self.sparsities)) != len(self.sparsities):
+            raise ValueError(f"--sparsity has repeated levels: {list(self.sparsities)}")
+        if self.prune.pruner == "none" and tuple(self.sparsities) != (0.0,):
+            raise ValueError("--pruner=none trains the dense network: --sparsity must be 0")
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        if self.eval_episodes < 0:
+            raise ValueError(f"--eval_episodes must be >= 0, got {self.eval_episodes}")
+
+    @property
+    def runs(self) -> List[Tuple[int, float]]:
+        """(seed, sparsity) of every run, seed-major."""
+        return [(int(seed), float(sp)) for seed in self.seeds for sp in self.sparsities]
+
+    def to_dict(self) -> Dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def _provenance(info) -> Dict:
+    def version(mod):
+        try:
+            return __import__(mod).__version__
+        except Exception:  # noqa: BLE001
+            return None
+
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except Exception:  # noqa: BLE001
+        commit = None
+    return {
+        "git_commit": commit,
+        "versions": {m: version(m) for m in ("jax", "jaxlib", "flax", "optax", "numpy", "gymnasium",
+                                              "mujoco", "minari", "orbax.checkpoint")}
+        | {"python": platform.python_version()},
+        "dataset_id": info.dataset_id,
+        "dataset_sha256": info.sha256,
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+def check_workdir(workdir: str, config: ExperimentConfig) -> None:
+    """Write ``config.json``, or refuse if the workdir holds a different config."""
+    path = os.path.join(workdir, "config.json")
+    new = config.to_dict()
+    if os.path.exists(path):
+        old = read_json(path, "workdir config")
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+            raise ValueError(
+                f"--workdir={workdir} holds a different experiment ({details}). "
+                "Use a new --workdir, or re-run the original command to resume."
+            )
+    else:
+        atomic_write_json(path, new)
+
+
+def _score_reference(info, env_id: str) -> Dict:
+    if info.ref_min_score is not None and info.ref_max_score is not None:
+        return {"min": info.ref_min_score, "max": info.ref_max_score, "source": info.score_source}
+    ref = d4rl_reference(env_id)
+    if ref is not None:
+        return {"min": ref[0], "max": ref[1], "source": "D4RL constants"}
+    return {"min": None, "max": None, "source": "none"}
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
+                   stop_at: Optional[int] = None) -> Dict:
+    """Train, evaluate, checkpoint and summarize every run of ``config``; returns the summary.
+
+    ``stop_at`` ends the process's work abruptly once that step is reached, without
+    a final checkpoint, exactly as a kill would (tests use it to check resuming).
+    """
+    from sparse_orl import evaluation  # gymnasium import kept off the library's import path
+
+    config.validate()
+    workdir = config.workdir
+    os.makedirs(workdir, exist_ok=True)
+    check_workdir(workdir, config)
+    summary_path = os.path.join(workdir, "summary.json")
+    if os.path.exists(summary_path):
+        done = read_json(summary_path, "summary")
+        if done.get("complete"):
+            log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
+            return done
+
+    transitions, info = load_dataset(config.dataset, env_id=config.env)
+    env_id = config.env or info.env_id
+    if env_id is None:
+        raise ValueError(f"dataset {config.dataset!r} does not name its environment; pass --env")
+    if config.eval_episodes:
+        env = evaluation.make_env(env_id)
+        try:
+            check_env_spaces(info, env)
+        finally:
+            env.close()
+    obs_mean = np.zeros(info.obs_dim, np.float32)
+    obs_std = np.ones(info.obs_dim, np.float32)
+    if config.agent.normalize_obs:
+        obs_mean = np.asarray(transitions.obs, np.float64).mean(0).astype(np.float32)
+        obs_std = (np.asarray(transitions.obs, np.float64).std(0) + 1e-3).astype(np.float32)
+
+    agent = make_agent(config.agent, info.obs_dim, info.act_dim, info.max_action)
+    mesh = runs_mesh()
+    runs = config.runs
+    num_runs = len(runs)
+    padded = runs + [runs[-1]] * (padded_num_runs(num_runs, mesh) - num_runs)
+    data = jax.device_put(to_device(transitions), replicated(mesh))
+    seeds = [s for s, _ in padded]
+    sparsities = [p for _, p in padded]
+    r_pad = len(padded)
+
+    t0 = time.time()
+    run_states = init_runs(agent, config.prune, data, seeds, sparsities, obs_mean, obs_std, mesh)
+    jax.block_until_ready(run_states)
+    log(f"initialized {num_runs} runs ({config.prune.pruner}) in {time.time() - t0:.1f}s")
+
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    start_step, evals = 0, [[] for _ in range(num_runs)]
+    restored = ckpt.restore_latest(abstract_like(run_states))
+    if restored is not None:
+        start_step, run_states, meta = restored
+        evals = meta["evals"]
+        log(f"resumed from checkpoint at step {start_step}")
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    # rows written after the last checkpoint would be written again: keep only those before it
+    write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start_step])
+
+    host_masks = jax.device_get(run_states.agent.masks)
+    mask_reports = [pruning.masks_report(take_runs(host_masks, i), warn=restored is None,
+                                         context=f"seed {s}, sparsity {p}")
+                    for i, (s, p) in enumerate(runs)]
+    score_ref = _score_reference(info, env_id)
+    provenance = _provenance(info)
+
+    def write_summary(complete: bool, nan_steps) -> Dict:
+        out_runs = []
+        for i, (seed, sp) in enumerate(runs):
+            diverged = int(nan_steps[i]) >= 0
+            out_runs.append({
+                "seed": seed, "sparsity": sp, "pruner": config.prune.pruner,
+                "status": "diverged" if diverged else "ok",
+                "nan_step": int(nan_steps[i]) if diverged else None,
+                "masks": mask_reports[i],
+                "evals": [] if diverged else evals[i],
+            })
+        summary = {"config": config.to_dict(), "provenance": provenance, "score_reference": score_ref,
+                   "env_id": env_id, "complete": complete, "runs": out_runs}
+        atomic_write_json(summary_path, summary)
+        return summary
+
+    chunk_len = math.gcd(math.gcd(config.eval_every, config.checkpoint_every), config.steps)
+    train_chunk = make_train_chunk(agent, config.batch_size, chunk_len, mesh)
+    act_fn = make_act_fn(agent)
+    eval_key = jax.random.PRNGKey(10_007)
+
+    step = start_step
+    nan_steps = np.asarray(jax.device_get(run_states.nan_step))
+    t_start, steps_done = time.time(), 0
+    while step < config.steps:
+        t_chunk = time.time()
+        run_states, metrics = train_chunk(run_states, data)
+        metrics = jax.device_get(metrics)
+        step += chunk_len
+        dt = time.time() - t_chunk
+        steps_done += chunk_len
+        nan_steps = np.asarray(metrics["nan_step"])
+        rows = []
+        for i, (seed, sp) in enumerate(runs):
+            row = {"step": step, "seed": seed, "sparsity": sp}
+            row.update({k: float(v[i]) for k, v in metrics.items() if k != "nan_step"})
+            if nan_steps[i] >= 0:
+                row["nan_step"] = int(nan_steps[i])
+            rows.append(row)
+        append_jsonl(metrics_path, rows)
+        newly = [i for i in range(num_runs) if nan_steps[i] >= 0]
+        if newly:
+            log("DIVERGED (loss not finite; run frozen, excluded from results): "
+                + ", ".join(f"seed {runs[i][0]} sparsity {runs[i][1]} at step {int(nan_steps[i])}" for i in newly))
+
+        score_txt = ""
+        if config.eval_episodes and (step % config.eval_every == 0 or step == config.steps):
+            params = run_states.agent.params
+            keys = jax.random.split(jax.random.fold_in(eval_key, step), 1)[0]
+
+            def policy(obs, _k=[keys]):
+                _k[0], sub = jax.random.split(_k[0])
+                obs = jnp.asarray(obs)
+                if r_pad > num_runs:
+                    obs = jnp.concatenate([obs, jnp.repeat(obs[-1:], r_pad - num_runs, 0)], 0)
+                out = act_fn(params, run_states.agent.obs_mean, run_states.agent.obs_std, obs,
+                             jax.random.split(sub, r_pad))
+                return np.asarray(out)[:num_runs]
+
+            returns = evaluation.evaluate_policies(
+                policy, env_id, num_runs, config.eval_episodes, seed=[s for s, _ in runs],
+                eval_index=step // config.eval_every, max_episode_steps=config.eval_max_episode_steps,
+            )
+            scores = []
+            for i in range(num_runs):
+                rets = [float(x) for x in returns[i]]
+                mean_ret = float(np.mean(rets))
+                norm = (float(normalized_score(mean_ret, score_ref["min"], score_ref["max"]))
+                        if score_ref["min"] is not None else None)
+                evals[i].append({"step": step, "returns": rets, "return": mean_ret, "normalized_score": norm})
+                if nan_steps[i] < 0:
+                    scores.append(norm if norm is not None else mean_ret)
+            if scores:
+                score_txt = (f" | score mean {np.mean(scores):.1f} min {np.min(scores):.1f} "
+                             f"max {np.max(scores):.1f}")
+            write_summary(False, nan_steps)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            ckpt.save(step, run_states, {"step": step, "evals": evals})
+        elapsed = time.time() - t_start
+        sps = steps_done / max(elapsed, 1e-9)
+        eta = (config.steps - step) / max(sps, 1e-9)
+        loss_txt = " ".join(f"{k} {np.mean(v[:num_runs]):.4g}" for k, v in metrics.items() if k != "nan_step")
+        log(f"step {step}/{config.steps} | {chunk_len / dt:.0f} steps/s per run, "
+            f"{num_runs * chunk_len / dt:.0f} total | ETA {_fmt_time(eta)} | {loss_txt}{score_txt}")
+        if stop_at is not None and step >= stop_at and step < config.steps:
+            ckpt.close()
+            return {"complete": False, "step": step}
+
+    agent_state = jax.device_get(run_states.agent)
+    save_final(workdir, [{"seed": s, "sparsity": p, "pruner": config.prune.pruner} for s, p in runs],
+               take_runs(agent_state.params, slice(0, num_runs)), take_runs(agent_state.masks, slice(0, num_runs)),
+               np.asarray(agent_state.obs_mean)[:num_runs], np.asarray(agent_state.obs_std)[:num_runs],
+               dataclasses.asdict(config.agent) | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
+                                                   "max_action": info.max_action, "env_id": env_id})
+    ckpt.close()
+    summary = write_summary(True, nan_steps)
+    log(f"done: {workdir}/summary.json")
+    return summary

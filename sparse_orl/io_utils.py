@@ -1,0 +1,81 @@
+"""Atomic file writes: a reader never sees a half-written result file."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from typing import Any, Dict, Iterable
+
+import numpy as np
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
+
+
+def read_json(path: str, what: str = "file") -> Any:
+    """Load JSON, raising ``ValueError`` naming ``path`` if it is not valid JSON."""
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{what} {path} is corrupt or truncated (invalid JSON: {e})") from None
+
+
+def atomic_write_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_jsonl(path: str, rows: Iterable[Dict]) -> None:
+    """Atomically replace ``path`` with ``rows``, one JSON object per line."""
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def append_jsonl(path: str, rows: Iterable[Dict]) -> None:
+    """Append complete lines; a torn last line is dropped by :func:`read_jsonl`."""
+    with open(path, "a", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str) -> list:
+    """Rows of a JSON-lines file; an incomplete or corrupt line (a killed writer) is skipped."""
+    rows = []
+    if not os.path.exists(path):
+        return rows
+    with open(path, "r", encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows

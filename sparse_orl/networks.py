@@ -1,0 +1,154 @@
+"""BCQ's networks in ``flax.linen``: perturbation actor, Q-network, VAE.
+
+Architectures follow Fujimoto et al. (2019) as used by the BEAR repository
+(facts file, section 2). Every layer is :class:`Dense`, whose default
+initialization is PyTorch's ``nn.Linear`` default, U(±1/√fan_in) for kernel and
+bias, because pruning-at-init scores depend on the initial weights.
+
+Param trees are plain nested dicts: ``{"l1": {"kernel", "bias"}, ...}``. Kernels
+(ndim 2) are the prunable leaves; biases are never pruned.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def torch_uniform_init(fan_in: int):
+    """U(-1/√fan_in, 1/√fan_in), PyTorch's default for Linear weights and biases."""
+    bound = 1.0 / jnp.sqrt(jnp.float32(fan_in))
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class Dense(nn.Module):
+    """y = x @ kernel + bias, with a choice of initialization and matmul precision.
+
+    ``init_scheme="torch"``: kernel and bias ~ U(±1/√fan_in) (PyTorch default).
+    ``init_scheme="flax"``: lecun_normal kernel, zero bias (Flax default).
+    ``compute_dtype=jnp.bfloat16`` multiplies bfloat16 inputs and weights with a
+    float32 accumulator and output; the master weights stay float32.
+    """
+
+    features: int
+    init_scheme: str = "torch"
+    compute_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        fan_in = x.shape[-1]
+        if self.init_scheme == "torch":
+            k_init = b_init = torch_uniform_init(fan_in)
+        elif self.init_scheme == "flax":
+            k_init, b_init = nn.initializers.lecun_normal(), nn.initializers.zeros_init()
+        else:
+            raise ValueError(f"unknown init scheme {self.init_scheme!r} (expected 'torch' or 'flax')")
+        kernel = self.param("kernel", k_init, (fan_in, self.features), jnp.float32)
+        bias = self.param("bias", b_init, (self.features,), jnp.float32)
+        if self.compute_dtype == jnp.float32:
+            y = jnp.dot(x, kernel)
+        else:
+            y = jax.lax.dot_general(
+                x.astype(self.compute_dtype),
+                kernel.astype(self.compute_dtype),
+                (((x.ndim - 1,), (0,)), ((), ())),
+                preferred_element_type=jnp.float32,
+            )
+        return y + bias
+
+
+class MLP(nn.Module):
+    """ReLU MLP; layers are named l1, l2, ... so mask reports read naturally."""
+
+    hidden: Sequence[int]
+    out: int
+    init_scheme: str = "torch"
+    compute_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        for i, h in enumerate(self.hidden):
+            x = nn.relu(Dense(h, self.init_scheme, self.compute_dtype, name=f"l{i + 1}")(x))
+        return Dense(self.out, self.init_scheme, self.compute_dtype, name=f"l{len(self.hidden) + 1}")(x)
+
+
+class Actor(nn.Module):
+    """Perturbation model ξ(s, a) = clip(a + φ·max_action·tanh(f([s, a])), ±max_action)."""
+
+    act_dim: int
+    max_action: float
+    hidden: Sequence[int] = (400, 300)
+    phi: float = 0.05
+    init_scheme: str = "torch"
+    compute_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, obs: Array, action: Array) -> Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        delta = MLP(self.hidden, self.act_dim, self.init_scheme, self.compute_dtype, name="net")(x)
+        a = action + self.phi * self.max_action * jnp.tanh(delta)
+        return jnp.clip(a, -self.max_action, self.max_action)
+
+
+class Critic(nn.Module):
+    """One Q-network Q(s, a) -> scalar; BCQ holds two independent copies."""
+
+    hidden: Sequence[int] = (400, 300)
+    init_scheme: str = "torch"
+    compute_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, obs: Array, action: Array) -> Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        return MLP(self.hidden, 1, self.init_scheme, self.compute_dtype, name="net")(x)[..., 0]
+
+
+class VAE(nn.Module):
+    """Conditional VAE G(a | s) of BCQ.
+
+    Encoder [s, a] -> hidden -> (mean, log_std), log_std clamped to [-4, 15];
+    z = mean + exp(log_std)·ε. Decoder [s, z] -> hidden -> max_action·tanh.
+    """
+
+    act_dim: int
+    latent_dim: int
+    max_action: float
+    hidden: Sequence[int] = (750, 750)
+    init_scheme: str = "torch"
+    compute_dtype: Any = jnp.float32
+
+    def setup(self):
+        dense = lambda n, name: Dense(n, self.init_scheme, self.compute_dtype, name=name)
+        self.enc = [dense(h, f"e{i + 1}") for i, h in enumerate(self.hidden)]
+        self.mean_head = dense(self.latent_dim, "mean")
+        self.log_std_head = dense(self.latent_dim, "log_std")
+        self.dec = [dense(h, f"d{i + 1}") for i, h in enumerate(self.hidden)]
+        self.dec_out = dense(self.act_dim, f"d{len(self.hidden) + 1}")
+
+    def encode(self, obs: Array, action: Array) -> Tuple[Array, Array]:
+        x = jnp.concatenate([obs, action], axis=-1)
+        for layer in self.enc:
+            x = nn.relu(layer(x))
+        mean = self.mean_head(x)
+        log_std = jnp.clip(self.log_std_head(x), -4.0, 15.0)
+        return mean, jnp.exp(log_std)
+
+    def decode(self, obs: Array, z: Array) -> Array:
+        x = jnp.concatenate([obs, z], axis=-1)
+        for layer in self.dec:
+            x = nn.relu(layer(x))
+        return self.max_action * jnp.tanh(self.dec_out(x))
+
+    def __call__(self, obs: Array, action: Array, eps: Array) -> Tuple[Array, Array, Array]:
+        """Returns (reconstruction, mean, std) for the reparameterized z = mean + std·ε."""
+        mean, std = self.encode(obs, action)
+        z = mean + std * eps
+        return self.decode(obs, z), mean, std

@@ -1,0 +1,145 @@
+"""Many runs in one program: a leading runs axis, ``vmap`` over runs, ``lax.scan`` over steps.
+
+Runs are (seed, sparsity) pairs. Their states are stacked along axis 0 and, when
+several devices are visible, sharded along that axis over a 1-D device mesh;
+the dataset is replicated. A run whose losses turn non-finite is frozen (its
+state is reset to the start of the chunk in which it broke and never advances
+again) and flagged with the step where it broke.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Dict, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from sparse_orl.algos.agent import Agent, AgentState
+from sparse_orl.config import PruneConfig
+from sparse_orl.data.transitions import Transitions, sample_batch
+
+
+@struct.dataclass
+class RunState:
+    agent: AgentState
+    key: jax.Array  # raw uint32 PRNG key data of this run's training stream
+    nan_step: jax.Array  # int32: step at which the loss first turned non-finite, -1 if never
+
+
+def runs_mesh(devices: Optional[Sequence] = None) -> Mesh:
+    """1-D mesh named "runs" over ``devices`` (default: all devices, all hosts)."""
+    devices = np.asarray(devices if devices is not None else jax.devices())
+    return Mesh(devices, ("runs",))
+
+
+def runs_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P("runs"))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def padded_num_runs(num_runs: int, mesh: Mesh) -> int:
+    """Smallest multiple of the mesh size >= ``num_runs`` (extra runs are copies, dropped later)."""
+    d = mesh.devices.size
+    return -(-num_runs // d) * d
+
+
+def init_runs(agent: Agent, prune: PruneConfig, data: Transitions, seeds, sparsities,
+              obs_mean=None, obs_std=None, mesh: Optional[Mesh] = None) -> RunState:
+    """Initial :class:`RunState` for each (seed, sparsity) pair, stacked on axis 0.
+
+    The run key is ``PRNGKey(seed)``; init, pruning and training streams are
+    split from it, so equal seeds share initial weights and the data order
+    across sparsity levels (paired comparisons).
+    """
+    seeds = jnp.asarray(np.asarray(seeds, np.uint32))
+    sparsities = jnp.asarray(np.asarray(sparsities, np.float32))
+    if obs_mean is None:
+        obs_mean = jnp.zeros((agent.obs_dim,), jnp.float32)
+        obs_std = jnp.ones((agent.obs_dim,), jnp.float32)
+    return _init_fn(agent, prune, mesh)(data, seeds, sparsities, jnp.asarray(obs_mean), jnp.asarray(obs_std))
+
+
+@functools.lru_cache(maxsize=32)
+def _init_fn(agent: Agent, prune: PruneConfig, mesh: Optional[Mesh]):
+    def one(data, seed, sparsity, obs_mean, obs_std):
+        key = jax.random.PRNGKey(seed)
+        k_agent, k_train = jax.random.split(key)
+        state = agent.init(k_agent, data, prune, sparsity, obs_mean, obs_std)
+        return RunState(state, k_train, jnp.int32(-1))
+
+    fn = jax.vmap(one, in_axes=(None, 0, 0, None, None))
+    if mesh is None:
+        return jax.jit(fn)
+    return jax.jit(fn, out_shardings=runs_sharding(mesh))
+
+
+def _finite(metrics: Dict[str, jax.Array]) -> jax.Array:
+    return functools.reduce(jnp.logical_and, [jnp.all(jnp.isfinite(v)) for v in metrics.values()])
+
+
+@functools.lru_cache(maxsize=32)
+def make_train_chunk(agent: Agent, batch_size: int, num_steps: int, mesh: Optional[Mesh] = None,
+                     unroll: int = 1):
+    """jit(vmap(scan)) running ``num_steps`` train steps for every run.
+
+    Returns ``chunk(runs: RunState, data: Transitions) -> (runs, metrics)`` where
+    metrics are per-run means over the chunk (plus "nan" flags). Batches are
+    sampled from the on-device dataset inside the scan: no host sync per step.
+    The input run states are donated.
+    """
+
+    def run_one(rs: RunState, data: Transitions):
+        def body(carry, _):
+            agent_state, key, nan_step, sums = carry
+            key, k_batch, k_step = jax.random.split(key, 3)
+            batch = sample_batch(data, k_batch, batch_size)
+            new_agent, metrics = agent.train_step(agent_state, batch, k_step)
+            ok = _finite(metrics)
+            nan_step = jnp.where((nan_step < 0) & ~ok, agent_state.step, nan_step)
+            sums = {k: sums[k] + metrics[k] for k in sums}
+            return (new_agent, key, nan_step, sums), None
+
+        zero = {k: jnp.zeros((), jnp.float32) for k in _metric_names(agent)}
+        init = (rs.agent, rs.key, rs.nan_step, zero)
+        (agent_state, key, nan_step, sums), _ = jax.lax.scan(body, init, None, length=num_steps, unroll=unroll)
+        # A broken run is frozen at the state it had when this chunk began: one select per
+        # chunk instead of one per step (a full pass over params and Adam moments).
+        # Runs are independent under vmap, so its NaNs never reach the other runs.
+        broken = nan_step >= 0
+        agent_state = jax.tree_util.tree_map(lambda n, o: jnp.where(broken, o, n), agent_state, rs.agent)
+        metrics = {k: jnp.where(broken, jnp.nan, v / num_steps) for k, v in sums.items()}
+        metrics["nan_step"] = nan_step
+        return RunState(agent_state, key, nan_step), metrics
+
+    fn = jax.vmap(run_one, in_axes=(0, None))
+    if mesh is None:
+        return jax.jit(fn, donate_argnums=(0,))
+    rs_sh, rep = runs_sharding(mesh), replicated(mesh)
+    return jax.jit(fn, in_shardings=(rs_sh, rep), out_shardings=(rs_sh, rs_sh), donate_argnums=(0,))
+
+
+def _metric_names(agent: Agent) -> Tuple[str, ...]:
+    if agent.config.vae_only:
+        return ("vae_loss",)
+    return ("vae_loss", "critic_loss", "actor_loss")
+
+
+@functools.lru_cache(maxsize=32)
+def make_act_fn(agent: Agent):
+    """jit(vmap(act)): actions for obs (runs, envs, obs_dim) from every run's params."""
+
+    def one(params, obs_mean, obs_std, obs, key):
+        return agent.act(params, obs_mean, obs_std, obs, key)
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0)))
+
+
+def take_runs(tree, idx):
+    """Rows ``idx`` of every leaf (host numpy)."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[idx], tree)

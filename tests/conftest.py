@@ -1,0 +1,48 @@
+import os
+
+# Tests run on the CPU with jax's defaults (no x64, no forced thread settings).
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import warnings
+
+import pytest
+
+TINY_ID = "test/hopper/launch-v0"
+
+
+def make_tiny_minari(root, dataset_id=TINY_ID, episodes=6, max_steps=30):
+    """Random-action Hopper-v5 rollouts saved as a Minari dataset under ``root``."""
+    import gymnasium as gym
+    import minari
+
+    env = minari.DataCollector(gym.make("Hopper-v5", max_episode_steps=max_steps))
+    env.action_space.seed(0)
+    for s in range(episodes):
+        env.reset(seed=s)
+        while True:
+            _, _, term, trunc, _ = env.step(env.action_space.sample())
+            if term or trunc:
+                break
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env.create_dataset(dataset_id)
+    env.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_minari_root(tmp_path_factory):
+    """MINARI_DATASETS_PATH with a tiny Hopper dataset ``TINY_ID`` (built once per session)."""
+    root = tmp_path_factory.mktemp("minari_launch")
+    old_cwd = os.getcwd()
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    os.chdir(root)  # MuJoCo writes MUJOCO_LOG.TXT into the cwd
+    try:
+        make_tiny_minari(root)
+    finally:
+        os.chdir(old_cwd)
+        if old is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+    return root
