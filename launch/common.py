@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from absl import flags
 
@@ -25,7 +25,8 @@ def define_agent_flags() -> None:
 
 
 def define_prune_flags() -> None:
-    flags.DEFINE_enum("pruner", "snip", list(PRUNERS), "How to choose masks at initialization.")
+    flags.DEFINE_list("pruner", ["snip"], f"How to choose masks at initialization: one of {list(PRUNERS)}, "
+                      "or a comma list to train several methods side by side in one program.")
     flags.DEFINE_integer("snip_batch", 100, "Transitions in the SNIP (and random/magnitude) scoring batch.")
     flags.DEFINE_integer("grasp_batch", 200, "Transitions in the GraSP scoring batch.")
 
@@ -59,8 +60,17 @@ def agent_config_from_flags(FLAGS) -> AgentConfig:
     )
 
 
-def prune_config_from_flags(FLAGS) -> PruneConfig:
-    return PruneConfig(pruner=FLAGS.pruner, snip_batch=FLAGS.snip_batch, grasp_batch=FLAGS.grasp_batch)
+def prune_config_from_flags(FLAGS, pruner: Optional[str] = None) -> PruneConfig:
+    """The pruning method ``pruner`` (default: the first of ``--pruner``) with the scoring flags."""
+    return PruneConfig(pruner=pruner or FLAGS.pruner[0], snip_batch=FLAGS.snip_batch, grasp_batch=FLAGS.grasp_batch)
+
+
+def prune_configs_from_flags(FLAGS) -> Tuple[PruneConfig, ...]:
+    """One PruneConfig per method in ``--pruner``."""
+    names = [p.strip() for p in FLAGS.pruner if p.strip()]
+    if not names:
+        raise ValueError(f"--pruner is empty: give one of {list(PRUNERS)}")
+    return tuple(prune_config_from_flags(FLAGS, pruner=n) for n in names)
 
 
 def fail(message: str) -> None:

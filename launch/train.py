@@ -36,9 +36,9 @@ def config_from_flags() -> ExperimentConfig:
         raise ValueError("--dataset is required (a Minari id or a D4RL .hdf5 path)")
     if not FLAGS.workdir:
         raise ValueError("--workdir is required")
-    prune = common.prune_config_from_flags(FLAGS)
+    prunes = common.prune_configs_from_flags(FLAGS)
     sparsities = common.parse_floats(FLAGS.sparsity, "sparsity")
-    if prune.pruner == "none":
+    if all(p.pruner == "none" for p in prunes):
         if FLAGS["sparsity"].present and any(s != 0.0 for s in sparsities):
             logging.warning("--pruner=none trains the dense network; ignoring --sparsity=%s",
                             ",".join(FLAGS.sparsity))
@@ -47,7 +47,7 @@ def config_from_flags() -> ExperimentConfig:
         dataset=FLAGS.dataset,
         workdir=FLAGS.workdir,
         agent=common.agent_config_from_flags(FLAGS),
-        prune=prune,
+        prunes=prunes,
         seeds=common.parse_ints(FLAGS.seeds, "seeds"),
         sparsities=sparsities,
         steps=FLAGS.steps,

@@ -62,5 +62,10 @@ class PruneConfig:
             raise ValueError(f"--pruner must be one of {PRUNERS}, got {self.pruner!r}")
 
     @property
+    def label(self) -> str:
+        """Name of this pruning method in results (unique within an experiment)."""
+        return self.pruner
+
+    @property
     def score_batch(self) -> int:
         return self.grasp_batch if self.pruner == "grasp" else self.snip_batch

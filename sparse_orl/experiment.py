@@ -31,7 +31,7 @@ from sparse_orl.config import AgentConfig, PruneConfig
 from sparse_orl.data import check_env_spaces, d4rl_reference, load_dataset, normalized_score, to_device
 from sparse_orl.io_utils import append_jsonl, atomic_write_json, read_json, read_jsonl, write_jsonl
 from sparse_orl.training import (init_runs, make_act_fn, make_train_chunk, padded_num_runs, replicated,
-                                 runs_mesh, take_runs)
+                                 runs_mesh, runs_sharding, take_runs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ExperimentConfig:
     dataset: str
     workdir: str
     agent: AgentConfig = AgentConfig()
-    prune: PruneConfig = PruneConfig()
+    prunes: Tuple[PruneConfig, ...] = (PruneConfig("none"),)  # pruning methods trained side by side
     seeds: Tuple[int, ...] = (0,)
     sparsities: Tuple[float, ...] = (0.0,)
     steps: int = 1_000_000
@@ -63,8 +63,11 @@ class ExperimentConfig:
             pruning.check_sparsity(s, "--sparsity")
         if len(set(self.sparsities)) != len(self.sparsities):
             raise ValueError(f"--sparsity has repeated levels: {list(self.sparsities)}")
-        if self.prune.pruner == "none" and tuple(self.sparsities) != (0.0,):
-            raise ValueError("--pruner=none trains the dense network: --sparsity must be 0")
+        if not self.prunes:
+            raise ValueError("--pruner is empty: give at least one pruning method")
+        labels = [p.label for p in self.prunes]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"--pruner has repeated methods: {labels}")
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
@@ -72,9 +75,13 @@ class ExperimentConfig:
             raise ValueError(f"--eval_episodes must be >= 0, got {self.eval_episodes}")
 
     @property
-    def runs(self) -> List[Tuple[int, float]]:
-        """(seed, sparsity) of every run, seed-major."""
-        return [(int(seed), float(sp)) for seed in self.seeds for sp in self.sparsities]
+    def runs(self) -> List[Tuple[int, int, float]]:
+        """(method index, seed, sparsity) of every run. Dense ("none") runs at sparsity 0 only."""
+        out = []
+        for i, prune in enumerate(self.prunes):
+            levels = (0.0,) if prune.pruner == "none" else self.sparsities
+            out += [(i, int(seed), float(sp)) for seed in self.seeds for sp in levels]
+        return out
 
     def to_dict(self) -> Dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -177,16 +184,22 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
     mesh = runs_mesh()
     runs = config.runs
     num_runs = len(runs)
-    padded = runs + [runs[-1]] * (padded_num_runs(num_runs, mesh) - num_runs)
+    r_pad = padded_num_runs(num_runs, mesh)
     data = jax.device_put(to_device(transitions), replicated(mesh))
-    seeds = [s for s, _ in padded]
-    sparsities = [p for _, p in padded]
-    r_pad = len(padded)
+    labels = [config.prunes[m].label for m, _, _ in runs]
 
     t0 = time.time()
-    run_states = init_runs(agent, config.prune, data, seeds, sparsities, obs_mean, obs_std, mesh)
+    groups = []
+    for m, prune in enumerate(config.prunes):
+        members = [(s, p) for mm, s, p in runs if mm == m]
+        groups.append(init_runs(agent, prune, data, [s for s, _ in members], [p for _, p in members],
+                                obs_mean, obs_std))
+    # pad with copies of the last run so the runs axis splits evenly over the devices
+    groups.append(jax.tree_util.tree_map(lambda x: jnp.repeat(x[-1:], r_pad - num_runs, 0), groups[-1]))
+    run_states = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, 0), *groups)
+    run_states = jax.device_put(run_states, runs_sharding(mesh))
     jax.block_until_ready(run_states)
-    log(f"initialized {num_runs} runs ({config.prune.pruner}) in {time.time() - t0:.1f}s")
+    log(f"initialized {num_runs} runs ({', '.join(sorted(set(labels)))}) in {time.time() - t0:.1f}s")
 
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     start_step, evals = 0, [[] for _ in range(num_runs)]
@@ -201,17 +214,17 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
 
     host_masks = jax.device_get(run_states.agent.masks)
     mask_reports = [pruning.masks_report(take_runs(host_masks, i), warn=restored is None,
-                                         context=f"seed {s}, sparsity {p}")
-                    for i, (s, p) in enumerate(runs)]
+                                         context=f"{labels[i]}, seed {s}, sparsity {p}")
+                    for i, (_, s, p) in enumerate(runs)]
     score_ref = _score_reference(info, env_id)
     provenance = _provenance(info)
 
     def write_summary(complete: bool, nan_steps) -> Dict:
         out_runs = []
-        for i, (seed, sp) in enumerate(runs):
+        for i, (_, seed, sp) in enumerate(runs):
             diverged = int(nan_steps[i]) >= 0
             out_runs.append({
-                "seed": seed, "sparsity": sp, "pruner": config.prune.pruner,
+                "seed": seed, "sparsity": sp, "pruner": labels[i],
                 "status": "diverged" if diverged else "ok",
                 "nan_step": int(nan_steps[i]) if diverged else None,
                 "masks": mask_reports[i],
@@ -239,8 +252,8 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
         steps_done += chunk_len
         nan_steps = np.asarray(metrics["nan_step"])
         rows = []
-        for i, (seed, sp) in enumerate(runs):
-            row = {"step": step, "seed": seed, "sparsity": sp}
+        for i, (_, seed, sp) in enumerate(runs):
+            row = {"step": step, "pruner": labels[i], "seed": seed, "sparsity": sp}
             row.update({k: float(v[i]) for k, v in metrics.items() if k != "nan_step"})
             if nan_steps[i] >= 0:
                 row["nan_step"] = int(nan_steps[i])
@@ -249,7 +262,8 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
         newly = [i for i in range(num_runs) if nan_steps[i] >= 0]
         if newly:
             log("DIVERGED (loss not finite; run frozen, excluded from results): "
-                + ", ".join(f"seed {runs[i][0]} sparsity {runs[i][1]} at step {int(nan_steps[i])}" for i in newly))
+                + ", ".join(f"{labels[i]} seed {runs[i][1]} sparsity {runs[i][2]} at step {int(nan_steps[i])}"
+                            for i in newly))
 
         score_txt = ""
         if config.eval_episodes and (step % config.eval_every == 0 or step == config.steps):
@@ -266,7 +280,7 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
                 return np.asarray(out)[:num_runs]
 
             returns = evaluation.evaluate_policies(
-                policy, env_id, num_runs, config.eval_episodes, seed=[s for s, _ in runs],
+                policy, env_id, num_runs, config.eval_episodes, seed=[s for _, s, _ in runs],
                 eval_index=step // config.eval_every, max_episode_steps=config.eval_max_episode_steps,
             )
             scores = []
@@ -295,7 +309,7 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
             return {"complete": False, "step": step}
 
     agent_state = jax.device_get(run_states.agent)
-    save_final(workdir, [{"seed": s, "sparsity": p, "pruner": config.prune.pruner} for s, p in runs],
+    save_final(workdir, [{"seed": s, "sparsity": p, "pruner": labels[i]} for i, (_, s, p) in enumerate(runs)],
                take_runs(agent_state.params, slice(0, num_runs)), take_runs(agent_state.masks, slice(0, num_runs)),
                np.asarray(agent_state.obs_mean)[:num_runs], np.asarray(agent_state.obs_std)[:num_runs],
                dataclasses.asdict(config.agent) | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,

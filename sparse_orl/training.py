@@ -62,7 +62,8 @@ def init_runs(agent: Agent, prune: PruneConfig, data: Transitions, seeds, sparsi
     if obs_mean is None:
         obs_mean = jnp.zeros((agent.obs_dim,), jnp.float32)
         obs_std = jnp.ones((agent.obs_dim,), jnp.float32)
-    return _init_fn(agent, prune, mesh)(data, seeds, sparsities, jnp.asarray(obs_mean), jnp.asarray(obs_std))
+    return _init_fn(agent, prune, mesh)(data, seeds, sparsities, jnp.asarray(obs_mean, jnp.float32),
+                                        jnp.asarray(obs_std, jnp.float32))
 
 
 @functools.lru_cache(maxsize=32)

@@ -29,7 +29,7 @@ def _config(workdir, algo="bcq", steps=60, **kw):
     base = dict(
         dataset=TINY_ID, workdir=str(workdir),
         agent=AgentConfig(algo=algo, vae_only=(algo == "bc"), **TINY_AGENT),
-        prune=PruneConfig("snip", snip_batch=40), seeds=(0, 1), sparsities=(0.5, 0.9),
+        prunes=(PruneConfig("snip", snip_batch=40),), seeds=(0, 1), sparsities=(0.5, 0.9),
         steps=steps, batch_size=16, eval_every=20, eval_episodes=2, checkpoint_every=20,
         eval_max_episode_steps=8,
     )
@@ -42,14 +42,17 @@ def _quiet(_):
 
 
 def test_train_end_to_end_writes_summary_metrics_and_zeroed_params(minari_env, tmp_path):
-    cfg = _config(tmp_path / "wd", checkpoint_every=40)
+    # dense and SNIP runs side by side in one program; dense runs at sparsity 0 only
+    cfg = _config(tmp_path / "wd", checkpoint_every=40,
+                  prunes=(PruneConfig("none"), PruneConfig("snip", snip_batch=40)))
     summary = run_experiment(cfg, log=_quiet)
     on_disk = json.load(open(tmp_path / "wd" / "summary.json"))
     assert on_disk == json.loads(json.dumps(summary))
     assert on_disk["complete"] is True
     assert set(on_disk["provenance"]) >= {"git_commit", "versions", "dataset_id", "dataset_sha256"}
     assert on_disk["score_reference"]["source"] in ("dataset metadata", "D4RL constants")
-    assert len(on_disk["runs"]) == 4
+    assert [(r["pruner"], r["seed"], r["sparsity"]) for r in on_disk["runs"]] == [
+        ("none", 0, 0.0), ("none", 1, 0.0), ("snip", 0, 0.5), ("snip", 0, 0.9), ("snip", 1, 0.5), ("snip", 1, 0.9)]
     for run in on_disk["runs"]:
         assert set(run["masks"]) == {"actor", "critic", "vae"}
         for net, rep in run["masks"].items():
@@ -58,10 +61,10 @@ def test_train_end_to_end_writes_summary_metrics_and_zeroed_params(minari_env, t
         assert [e["step"] for e in run["evals"]] == [20, 40, 60]
         for e in run["evals"]:
             assert len(e["returns"]) == 2 and np.isfinite(e["normalized_score"])
-    steps = [(r["step"], r["seed"], r["sparsity"]) for r in read_jsonl(tmp_path / "wd" / "metrics.jsonl")]
-    assert len(steps) == len(set(steps)) == 3 * 4
+    steps = [(r["step"], r["pruner"], r["seed"], r["sparsity"]) for r in read_jsonl(tmp_path / "wd" / "metrics.jsonl")]
+    assert len(steps) == len(set(steps)) == 3 * 6
     agent_cfg, runs = load_final(str(tmp_path / "wd"))
-    assert agent_cfg["algo"] == "bcq" and len(runs) == 4
+    assert agent_cfg["algo"] == "bcq" and len(runs) == 6
     for r in runs:
         flat_p, flat_m = [], []
 
