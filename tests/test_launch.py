@@ -81,6 +81,13 @@ def test_train_end_to_end_writes_summary_metrics_and_zeroed_params(minari_env, t
         kept = sum(int(m.sum()) for p, m in zip(flat_p, flat_m) if p.ndim == 2)
         total = sum(m.size for p, m in zip(flat_p, flat_m) if p.ndim == 2)
         assert kept / total == pytest.approx(1 - r["sparsity"], abs=1e-3)
+    # the saved params evaluate again through launch.evaluate
+    from launch.evaluate import evaluate_workdir
+
+    again = evaluate_workdir(str(tmp_path / "wd"), episodes=2, seed=7, max_episode_steps=8)
+    assert [(r["pruner"], r["seed"], r["sparsity"]) for r in again["runs"]] == [
+        (r["pruner"], r["seed"], r["sparsity"]) for r in on_disk["runs"]]
+    assert all(len(r["returns"]) == 2 and np.isfinite(r["normalized_score"]) for r in again["runs"])
     # re-running a finished experiment does nothing and returns the same summary
     assert run_experiment(cfg, log=_quiet)["runs"] == on_disk["runs"]
 
