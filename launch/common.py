@@ -25,10 +25,32 @@ def define_agent_flags() -> None:
 
 
 def define_prune_flags() -> None:
+    from sparse_orl.config import ALLOCATIONS, VAE_SCORES
+
     flags.DEFINE_list("pruner", ["snip"], f"How to choose masks at initialization: one of {list(PRUNERS)}, "
                       "or a comma list to train several methods side by side in one program.")
     flags.DEFINE_integer("snip_batch", 100, "Transitions in the SNIP (and random/magnitude) scoring batch.")
     flags.DEFINE_integer("grasp_batch", 200, "Transitions in the GraSP scoring batch.")
+    flags.DEFINE_enum("allocation", "global", list(ALLOCATIONS),
+                      "Split of each network's kept budget across layers, the pruner's ranking inside each: "
+                      "global (one ranking, SNIP), erk (Erdős–Rényi-Kernel, RigL) or uniform.")
+    flags.DEFINE_float("min_layer_density", 0.0, "Per-layer density floor: each layer keeps at least "
+                       "ceil(floor * size) weights (0 = off).")
+    flags.DEFINE_integer("prune_iterations", 1, "SNIP/GraSP in this many rounds on an exponential schedule, "
+                         "rescoring the masked params each round (1 = one-shot).")
+    flags.DEFINE_integer("synflow_iterations", 100, "Rounds of --pruner=synflow (Tanaka et al. 2020 use 100).")
+    flags.DEFINE_enum("vae_score", "train", list(VAE_SCORES),
+                      "SNIP/GraSP loss for the VAE decoder: the training loss, or the acting loss "
+                      "MSE(decode(s, z ~ clipped prior), a).")
+    flags.DEFINE_integer("warmup_steps", 0, "Score masks after this many dense training steps "
+                         "(NOT pruning at init; label +warmupN). 0 = off.")
+    flags.DEFINE_bool("warmup_rewind", True, "With --warmup_steps: apply the masks to the initial weights "
+                      "(true) or keep the warmed-up weights (false).")
+    flags.DEFINE_integer("warmup_batch", 100, "Batch size of the dense warm-up steps.")
+
+
+_REMEDY_FLAGS = ("allocation", "min_layer_density", "prune_iterations", "synflow_iterations", "vae_score",
+                 "warmup_steps", "warmup_rewind", "warmup_batch")
 
 
 def parse_ints(values: Sequence[str], flag: str) -> Tuple[int, ...]:
@@ -61,8 +83,23 @@ def agent_config_from_flags(FLAGS) -> AgentConfig:
 
 
 def prune_config_from_flags(FLAGS, pruner: Optional[str] = None) -> PruneConfig:
-    """The pruning method ``pruner`` (default: the first of ``--pruner``) with the scoring flags."""
-    return PruneConfig(pruner=pruner or FLAGS.pruner[0], snip_batch=FLAGS.snip_batch, grasp_batch=FLAGS.grasp_batch)
+    """The pruning method ``pruner`` (default: the first of ``--pruner``) with the scoring and remedy flags.
+
+    Remedy flags apply to every method in ``--pruner`` that takes them (e.g.
+    ``--pruner=none,snip,random --allocation=erk`` gives none, snip+erk,
+    random+erk); a remedy flag that no listed method takes is an error.
+    """
+    name = pruner or FLAGS.pruner[0]
+    options = {f: getattr(FLAGS, f) for f in _REMEDY_FLAGS if f in FLAGS}
+    listed = [name]
+    for list_flag in ("pruner", "pruners"):  # launch.train's --pruner, launch.sweep's --pruners
+        if list_flag in FLAGS and FLAGS[list_flag].present:
+            listed += [p.strip() for p in getattr(FLAGS, list_flag) if p.strip()]
+    for f, v in options.items():
+        if FLAGS[f].present and v != FLAGS[f].default and not any(
+                f in PruneConfig.applicable_remedies(p) for p in listed):
+            raise ValueError(f"--{f} does not apply to --pruner={','.join(dict.fromkeys(listed))}")
+    return PruneConfig.for_pruner(name, snip_batch=FLAGS.snip_batch, grasp_batch=FLAGS.grasp_batch, **options)
 
 
 def prune_configs_from_flags(FLAGS) -> Tuple[PruneConfig, ...]:

@@ -111,13 +111,24 @@ def _provenance(info) -> Dict:
     }
 
 
+def _comparable(d: Dict) -> Dict:
+    """A config dict as compared on resume: the workdir path itself is left out (a moved
+    workdir still resumes) and pruning options missing from an older config take their
+    defaults (a library upgrade that adds an option still resumes)."""
+    d = {k: v for k, v in d.items() if k != "workdir"}
+    defaults = dataclasses.asdict(PruneConfig())
+    if "prunes" in d:
+        d["prunes"] = [{**defaults, **p} for p in d["prunes"]]
+    return d
+
+
 def check_workdir(workdir: str, config: ExperimentConfig) -> None:
     """Write ``config.json``, or refuse if the workdir holds a different config."""
     path = os.path.join(workdir, "config.json")
     new = config.to_dict()
     if os.path.exists(path):
-        old = read_json(path, "workdir config")
-        if old != new:
+        old = _comparable(read_json(path, "workdir config"))
+        if old != _comparable(new):
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
             raise ValueError(

@@ -177,12 +177,83 @@ class Agent:
             )
         return problems
 
+    # ---- remedies: topology, acting-time scoring, warm-up ----------------------
+    def network_paths(self, name: str, net_params) -> Tuple[Any, ...]:
+        """Kernel paths input -> output of network ``name`` (SynFlow, dead-unit diagnostics).
+
+        Actor and critic: one path net/l1 -> ... -> net/lL. VAE: two paths,
+        encoder e1 -> ... -> (mean, log_std) and decoder d1 -> ... -> d(H+1).
+        """
+        if name in ("actor", "critic"):
+            return pruning.mlp_paths(net_params["net"], ("net",))
+        if name == "vae":
+            h = len(self.config.vae_hidden)
+            enc = pruning.sequential_paths([f"e{i + 1}" for i in range(h)], ("mean", "log_std"))
+            dec = pruning.sequential_paths([f"d{i + 1}" for i in range(h + 1)])
+            return (enc, dec)
+        raise ValueError(f"unknown network {name!r}")
+
+    @property
+    def acting_latent_clip(self) -> float:
+        """|z| clip when acting: ±bc_act_latent_clip for BC, ±train_latent_clip for BCQ."""
+        c = self.config
+        return c.bc_act_latent_clip if c.algo == "bc" else c.train_latent_clip
+
+    def acting_decoder_problem(self, vae_params, batch: Transitions, key):
+        """(loss_fn, params, batch) scoring the decoder as it is used when acting.
+
+        L = MSE(decode(s, z), a) over dataset (s, a), z ~ N(0, I) clipped to
+        ±:attr:`acting_latent_clip` (the prior; no encoder). The latents ride in
+        ``VAEBatch.eps`` so the loss is deterministic given the batch.
+        """
+        z = self.clipped_latent(key, (batch.obs.shape[0],), self.acting_latent_clip)
+
+        def loss(p, b: losses.VAEBatch):
+            return jnp.mean(jnp.square(self.decode(p, b.obs, b.eps) - b.action))
+
+        return loss, vae_params, losses.VAEBatch(batch.obs, batch.action, z)
+
+    @staticmethod
+    def _expand_masks(params, net_masks):
+        """Masks of the scored networks ({"critic": Q1's}) -> masks shaped like ``params``."""
+        full = dict(net_masks)
+        if "critic" in full:
+            full["critic"] = {"q1": full["critic"], "q2": full["critic"]}
+        return {k: full.get(k, pruning.ones_like_masks(params[k])) for k in params}
+
+    def _network_mask(self, prune: PruneConfig, name, scores, sparsity, prev):
+        """Mask of one network from its scores at ``sparsity`` (weights with prev = 0 excluded)."""
+        alloc = dict(allocation=prune.allocation, min_layer_density=prune.min_layer_density)
+        if isinstance(scores, dict) and set(scores) == {"train", "acting"}:
+            # acting-time VAE scoring: the encoder mask and the decoder's total count come
+            # from the training-loss ranking; the decoder weights are re-ranked by the
+            # acting loss (with the same allocation rule inside the decoder).
+            train = pruning.allocate_masks(pruning.exclude_pruned(scores["train"], prev), sparsity, **alloc)
+            dec = [k for k in train if k.startswith("d")]
+            k_dec = sum(jnp.sum(train[k]["kernel"]) for k in dec).astype(jnp.int32)
+            acting = pruning.exclude_pruned({k: scores["acting"][k] for k in dec}, {k: prev[k] for k in dec})
+            dec_masks = pruning.allocate_masks(acting, k=k_dec, **alloc)
+            return {k: dec_masks[k] if k in dec_masks else train[k] for k in train}
+        return pruning.allocate_masks(pruning.exclude_pruned(scores, prev), sparsity, **alloc)
+
     def compute_masks(self, params, data: Transitions, prune: PruneConfig, sparsity, key, obs_mean, obs_std):
-        """One mask per network from its own importance scores at ``sparsity``."""
+        """One mask per network from its own importance scores at ``sparsity``.
+
+        ``prune.allocation`` / ``min_layer_density`` split each network's budget
+        across its layers; ``prune_iterations`` (SNIP/GraSP) and SynFlow rescore
+        the masked params on an exponential schedule; ``vae_score="acting"``
+        re-ranks the decoder by the acting loss. Every path keeps exactly
+        n − round(s·n) kernel weights per network, for a traced ``sparsity`` too.
+        """
         if prune.pruner == "none":
             return pruning.ones_like_masks(params)
         k_batch, k_noise, k_rand = jax.random.split(key, 3)
-        masks = {}
+        scored = {name: (params["critic"]["q1"] if name == "critic" else params[name]) for name in self.networks}
+        ones = {name: pruning.ones_like_masks(p) for name, p in scored.items()}
+
+        def mask_fn(scores, s, prev):
+            return {name: self._network_mask(prune, name, scores[name], s, prev[name]) for name in scores}
+
         if prune.pruner in ("snip", "grasp"):
             batch = sample_batch(data, k_batch, prune.score_batch)
             batch = batch.replace(
@@ -190,32 +261,75 @@ class Agent:
                 next_obs=self.normalize(obs_mean, obs_std, batch.next_obs),
             )
             scorer = pruning.snip_scores if prune.pruner == "snip" else pruning.grasp_scores
-            for name, (loss_fn, p, b) in self.scoring_problems(params, batch, k_noise).items():
-                masks[name] = pruning.masks_from_scores(scorer(loss_fn, p, b), sparsity)
+            k_act = jax.random.fold_in(k_noise, 1)
+
+            def score_fn(net_masks):
+                p = _mul(params, self._expand_masks(params, net_masks))
+                out = {}
+                for name, (loss_fn, pp, b) in self.scoring_problems(p, batch, k_noise).items():
+                    out[name] = scorer(loss_fn, pp, b)
+                    if name == "vae" and prune.vae_score == "acting":
+                        out[name] = {"train": out[name],
+                                     "acting": scorer(*self.acting_decoder_problem(p["vae"], batch, k_act))}
+                return out
+
+            masks = pruning.iterative_masks(score_fn, mask_fn, ones, sparsity, prune.prune_iterations)
+        elif prune.pruner == "synflow":
+            def score_fn(net_masks):
+                return {name: pruning.synflow_scores(_mul(p, net_masks[name]), self.network_paths(name, p))
+                        for name, p in scored.items()}
+
+            masks = pruning.iterative_masks(score_fn, mask_fn, ones, sparsity, prune.synflow_iterations)
         else:
+            scores = {}
             for i, name in enumerate(self.networks):
-                p = params["critic"]["q1"] if name == "critic" else params[name]
                 if prune.pruner == "magnitude":
-                    scores = pruning.magnitude_scores(p)
+                    scores[name] = pruning.magnitude_scores(scored[name])
                 else:
-                    scores = pruning.random_scores(jax.random.fold_in(k_rand, i), p)
-                masks[name] = pruning.masks_from_scores(scores, sparsity)
-        if "critic" in masks:
-            masks["critic"] = {"q1": masks["critic"], "q2": masks["critic"]}
-        return masks
+                    scores[name] = pruning.random_scores(jax.random.fold_in(k_rand, i), scored[name])
+            masks = mask_fn(scores, sparsity, ones)
+        return self._expand_masks(params, masks)
+
+    def warmup_params(self, params, data: Transitions, prune: PruneConfig, key, obs_mean, obs_std):
+        """Params after ``prune.warmup_steps`` dense train steps (all-ones masks, fresh Adam).
+
+        The same :meth:`train_step` as training, in a ``lax.scan``; batches of
+        ``prune.warmup_batch`` are sampled from ``data`` inside the scan.
+        """
+        masks = pruning.ones_like_masks(params)
+        targets = {k: params[k] for k in ("actor", "critic") if k in params}
+        opt_state = {k: self.tx.init(v) for k, v in params.items()}
+        state = AgentState(params, targets, masks, opt_state, obs_mean, obs_std, jnp.zeros((), jnp.int32))
+
+        def body(st, k):
+            k_b, k_s = jax.random.split(k)
+            st, _ = self.train_step(st, sample_batch(data, k_b, prune.warmup_batch), k_s)
+            return st, None
+
+        state, _ = jax.lax.scan(body, state, jax.random.split(key, prune.warmup_steps))
+        return state.params
 
     def init(self, key, data: Transitions, prune: PruneConfig, sparsity, obs_mean=None, obs_std=None) -> AgentState:
         """Initial state: dense init from ``key``, masks from ``prune`` at ``sparsity``.
 
         The init, the scoring batch and its noise depend on ``key`` only, so a
         seed gives the same initial weights (and nested masks) at every sparsity.
+        With ``prune.warmup_steps > 0`` the masks are scored at the weights after
+        a dense warm-up and applied to the initial weights (``warmup_rewind``,
+        default) or to the warmed weights; Adam starts fresh either way.
         """
         k_init, k_prune = jax.random.split(key)
         if obs_mean is None:
             obs_mean = jnp.zeros((self.obs_dim,), jnp.float32)
             obs_std = jnp.ones((self.obs_dim,), jnp.float32)
         params = self.init_params(k_init)
-        masks = self.compute_masks(params, data, prune, sparsity, k_prune, obs_mean, obs_std)
+        score_params = params
+        if prune.warmup_steps > 0:
+            k_warm = jax.random.fold_in(k_prune, 0x5741)
+            score_params = self.warmup_params(params, data, prune, k_warm, obs_mean, obs_std)
+            if not prune.warmup_rewind:
+                params = score_params
+        masks = self.compute_masks(score_params, data, prune, sparsity, k_prune, obs_mean, obs_std)
         params = _mul(params, masks)
         targets = {k: params[k] for k in ("actor", "critic") if k in params}
         opt_state = {k: self.tx.init(v) for k, v in params.items()}

@@ -1,4 +1,14 @@
 """Pruning at initialization: importance scores -> exact-sparsity masks -> reports."""
+from sparse_orl.pruning.allocation import (
+    ALLOCATIONS,
+    allocate_masks,
+    erk_counts,
+    exclude_pruned,
+    exponential_schedule,
+    iterative_masks,
+    kept_count,
+    within_layer_rank,
+)
 from sparse_orl.pruning.masks import (
     apply_masks,
     check_sparsity,
@@ -16,8 +26,18 @@ from sparse_orl.pruning.scores import (
     random_scores,
     snip_scores,
 )
+from sparse_orl.pruning.synflow import (
+    check_paths_cover,
+    mlp_paths,
+    sequential_paths,
+    synaptic_flow,
+    synflow_scores,
+)
 
 __all__ = [
+    "ALLOCATIONS", "allocate_masks", "erk_counts", "exclude_pruned", "exponential_schedule",
+    "iterative_masks", "kept_count", "within_layer_rank",
+    "check_paths_cover", "mlp_paths", "sequential_paths", "synaptic_flow", "synflow_scores",
     "apply_masks", "check_sparsity", "is_prunable", "keep_top_k", "masks_from_scores",
     "num_kept", "ones_like_masks", "format_report", "layer_report", "masks_report",
     "grasp_scores", "hessian_gradient_product", "magnitude_scores", "random_scores", "snip_scores",

@@ -1,0 +1,200 @@
+"""act(obs) latency: dense vs the compact 95%-sparse network, batch 1 and batch 256.
+
+HalfCheetah shapes (obs 17, act 6, latent 12; actor / critic 400-300, VAE
+750-750). The agent is initialized by the library with random exact-count masks
+at ``--sparsity`` (``PruneConfig("random")``), written with
+``export.save_compact`` and loaded with ``deploy.Policy.load`` as:
+
+* ``numpy dense``   ``backend="numpy", sparse=False`` (dense matmuls over the zeros)
+* ``numpy sparse``  ``backend="numpy", sparse=True``  (matvec over the kept weights only)
+* ``jax dense``     ``backend="jax"`` (the policy's forward under ``jax.jit``)
+* ``flax act``      the library's own ``jax.jit(agent.act)`` (draws its latents from a key)
+
+Paths: ``bc`` (one VAE decode), ``bcq`` (decoder, actor, Q1 over 10 samples,
+argmax), and the BCQ pieces alone on the 10 candidate rows of one observation
+(``bcq.decoder``, ``bcq.actor``, ``bcq.q1``). Latents are drawn once, outside the
+timed call (except for ``flax act``). Latency: median over many calls after a
+warmup.
+
+    python bench/inference.py
+    python bench/inference.py --quick --out inf.json
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import _common as C  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--env", default="halfcheetah", choices=tuple(C.ENVS))
+    p.add_argument("--sparsity", type=float, default=0.95)
+    p.add_argument("--batches", default="1,256")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--min_calls", type=int, default=200)
+    p.add_argument("--min_time", type=float, default=1.0, help="seconds of timed calls per cell (at least)")
+    p.add_argument("--max_time", type=float, default=15.0,
+                   help="stop a cell after this many seconds even below --min_calls (at least 3 calls)")
+    p.add_argument("--blas_threads", type=int, default=0,
+                   help="set OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads (0: leave the environment as is)")
+    p.add_argument("--quick", action="store_true", help="smoke run: >= 30 calls / 0.1 s per cell, at most 1 s")
+    p.add_argument("--out", default="")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.warmup, a.min_calls, a.min_time, a.max_time = 5, 30, 0.1, 1.0
+    return a
+
+
+def latency(fn, warmup, min_calls, min_time, max_time=float("inf")):
+    """Median / p10 / p90 microseconds of one call of ``fn`` (its result is materialized)."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    for i in range(warmup):
+        fn()
+        if i >= 1 and time.perf_counter() - t0 > max_time / 4:
+            break
+    ts = []
+    t0 = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+        el = time.perf_counter() - t0
+        if (len(ts) >= min_calls and el >= min_time) or (len(ts) >= 3 and el >= max_time):
+            break
+    ts = np.asarray(ts)
+    return {"median_us": float(np.median(ts) * 1e6), "p10_us": float(np.percentile(ts, 10) * 1e6),
+            "p90_us": float(np.percentile(ts, 90) * 1e6), "calls": len(ts)}
+
+
+def build(env, algo, sparsity, folder):
+    """(agent, params, meta) of a library-initialized, randomly pruned agent, and its compact file."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from sparse_orl import export
+    from sparse_orl.algos import make_agent
+    from sparse_orl.config import AgentConfig, PruneConfig
+    from sparse_orl.data.transitions import Transitions
+
+    obs_dim, act_dim, max_action, _ = C.ENVS[env]
+    cfg = AgentConfig(algo=algo, vae_only=(algo == "bc"), actor_hidden=C.ACTOR_HIDDEN,
+                      critic_hidden=C.CRITIC_HIDDEN, vae_hidden=C.VAE_HIDDEN)
+    agent = make_agent(cfg, obs_dim, act_dim, max_action)
+    n = 16
+    data = Transitions(jnp.zeros((n, obs_dim)), jnp.zeros((n, act_dim)), jnp.zeros(n), jnp.zeros((n, obs_dim)),
+                       jnp.zeros(n))
+    state = agent.init(jax.random.PRNGKey(0), data, PruneConfig("random"), sparsity)
+    params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), state.params)
+    masks = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), state.masks)
+    keep = export.acting_networks({"algo": algo})
+    sub_p, sub_m = {}, {}
+    for path in keep:
+        sp, sm, dp, dm = params, masks, sub_p, sub_m
+        parts = path.split("/")
+        for part in parts[:-1]:
+            sp, sm, dp, dm = sp[part], sm[part], dp.setdefault(part, {}), dm.setdefault(part, {})
+        leaf_p, leaf_m = sp[parts[-1]], sm[parts[-1]]
+        if parts[-1] == "vae":  # acting needs the decoder only
+            leaf_p = {k: v for k, v in leaf_p.items() if k.startswith("d")}
+            leaf_m = {k: leaf_m[k] for k in leaf_p}
+        dp[parts[-1]], dm[parts[-1]] = leaf_p, leaf_m
+    meta = {"kind": "sparse_orl.policy",
+            "config": dataclasses.asdict(cfg) | {"obs_dim": obs_dim, "act_dim": act_dim, "max_action": max_action,
+                                                 "env_id": env},
+            "obs_mean": np.zeros(obs_dim, np.float32), "obs_std": np.ones(obs_dim, np.float32)}
+    path = os.path.join(folder, f"{algo}.soc")
+    nbytes = export.save_compact(path, sub_p, sub_m, meta)
+    dense_bytes = export.dense_nbytes(sub_p)
+    kept = sum(int(m.sum()) for k, m in export.flatten(sub_m).items() if k.endswith("kernel"))
+    total = sum(m.size for k, m in export.flatten(sub_m).items() if k.endswith("kernel"))
+    return agent, params, state, path, {"file_bytes": nbytes, "dense_bytes": dense_bytes,
+                                        "kernel_sparsity": 1 - kept / total}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.blas_threads:
+        for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[v] = str(args.blas_threads)
+    import jax
+    import numpy as np
+
+    from sparse_orl.deploy import Policy
+
+    warn = C.load_warning()
+    if warn:
+        print(warn)
+    print(f"machine: {C.machine_info()}")
+    blas_env = {v: os.environ.get(v, "") for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    print(f"numpy {np.__version__}, jax {jax.__version__}, BLAS thread env {blas_env}")
+    obs_dim = C.ENVS[args.env][0]
+    rows, files = [], {}
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        for algo in ("bc", "bcq"):
+            agent, params, state, path, finfo = build(args.env, algo, args.sparsity, tmp)
+            files[algo] = finfo
+            print(f"{algo}: compact file {finfo['file_bytes']} B vs dense float32 {finfo['dense_bytes']} B "
+                  f"(kernel sparsity {finfo['kernel_sparsity']:.4f})")
+            pols = {"numpy dense": Policy.load(path, "numpy", sparse=False),
+                    "numpy sparse": Policy.load(path, "numpy", sparse=True),
+                    "jax dense": Policy.load(path, "jax", sparse=False)}
+            flax_act = jax.jit(agent.act)
+            key = jax.random.PRNGKey(1)
+            for b in [int(x) for x in args.batches.split(",")]:
+                obs = rng.standard_normal((b, obs_dim) if b > 1 else (obs_dim,)).astype(np.float32)
+                cells = {}
+                for name, pol in pols.items():
+                    z = rng.standard_normal(pol.latent_shape(obs.shape[:-1])).astype(np.float32)
+                    cells[(algo, name)] = (lambda pol=pol, z=z: pol.act(obs, z=z))
+                cells[(algo, "flax act")] = lambda: np.asarray(
+                    flax_act(state.params, state.obs_mean, state.obs_std, obs, key))
+                if algo == "bcq":
+                    n = agent.config.num_act_samples
+                    s_rep = np.broadcast_to(obs[..., None, :], obs.shape[:-1] + (n, obs_dim)).astype(np.float32)
+                    zz = np.clip(rng.standard_normal(s_rep.shape[:-1] + (agent.latent_dim,)), -.5, .5).astype(np.float32)
+                    aa = rng.uniform(-1, 1, s_rep.shape[:-1] + (agent.act_dim,)).astype(np.float32)
+                    for name, pol in pols.items():
+                        wrap = jax.jit if pol.backend == "jax" else (lambda f: f)
+                        dec, per, q1 = wrap(pol.decode), wrap(pol.perturb), wrap(pol.q1)
+                        cells[("bcq.decoder", name)] = lambda dec=dec: np.asarray(dec(s_rep, zz))
+                        cells[("bcq.actor", name)] = lambda per=per: np.asarray(per(s_rep, aa))
+                        cells[("bcq.q1", name)] = lambda q1=q1: np.asarray(q1(s_rep, aa))
+                for (path_name, name), fn in cells.items():
+                    r = latency(fn, args.warmup, args.min_calls, args.min_time, args.max_time)
+                    rows.append({"path": path_name, "batch": b, "impl": name, **r})
+                    print(f"  {path_name:12s} batch {b:4d} {name:13s} {r['median_us']:10.1f} us", flush=True)
+    # speedups of sparse over dense numpy (and over the best dense)
+    by = {(r["path"], r["batch"], r["impl"]): r for r in rows}
+    for r in rows:
+        d = by.get((r["path"], r["batch"], "numpy dense"))
+        r["speedup_vs_numpy_dense"] = d["median_us"] / r["median_us"] if d else None
+        dense = [by[(r["path"], r["batch"], k)]["median_us"] for k in ("numpy dense", "jax dense", "flax act")
+                 if (r["path"], r["batch"], k) in by]
+        r["speedup_vs_best_dense"] = min(dense) / r["median_us"] if dense else None
+    print()
+    print(f"act latency, {args.env} shapes, {args.sparsity:.0%} sparse (random exact masks), median of >= "
+          f"{args.min_calls} calls" + ("   [" + warn + "]" if warn else ""))
+    print(C.table(rows, [("path", "path", ""), ("batch", "batch", "d"), ("impl", "impl", ""),
+                         ("median_us", "median us", ".1f"), ("p10_us", "p10", ".1f"), ("p90_us", "p90", ".1f"),
+                         ("speedup_vs_numpy_dense", "x vs numpy dense", ".2f"),
+                         ("speedup_vs_best_dense", "x vs best dense", ".2f")]))
+    C.write_json(args.out, {"benchmark": "inference", "args": vars(args), "machine": C.machine_info(),
+                            "load_warning": warn, "blas_env": blas_env, "files": files, "rows": rows})
+    return rows
+
+
+if __name__ == "__main__":
+    main()

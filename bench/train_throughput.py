@@ -1,0 +1,208 @@
+"""Training throughput: gradient steps/s of BCQ, BC and BC-VAE-only, many runs in one program.
+
+For every (env, algo, number of runs) it compiles one ``make_train_chunk``
+program per variant -- dense (pruner "none") and masked (random masks at
+``--sparsity``; the same code path, masks are data) -- and times chunks of
+``--steps`` steps, interleaving the variants repeat by repeat. Reported:
+aggregate steps/s (summed over runs), per-run steps/s, compile time, and the
+achieved GFLOP/s of the hand-counted dense FLOPs of one step
+(``_common.step_flops``) against the fp32 matmul peak measured in the same run.
+
+    python bench/train_throughput.py                       # the full matrix (long)
+    python bench/train_throughput.py --quick               # a smoke run (a few minutes on 2 cores)
+    python bench/train_throughput.py --algos bcq --envs halfcheetah --runs 1,5 --out r.json
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common as C  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--algos", default="bcq,bc,bc_vae", help="subset of bcq,bc,bc_vae")
+    p.add_argument("--envs", default="hopper,halfcheetah", help="subset of hopper,halfcheetah")
+    p.add_argument("--runs", default="1,5,15,40", help="numbers of runs in one program")
+    p.add_argument("--variants", default="dense,masked", help="subset of dense,masked")
+    p.add_argument("--sparsity", type=float, default=0.9, help="sparsity of the masked variant (random masks)")
+    p.add_argument("--steps", default="auto",
+                   help="steps per timed chunk; 'auto': about --chunk_s seconds at 50%% of peak")
+    p.add_argument("--chunk_s", type=float, default=4.0, help="target seconds per chunk for --steps auto")
+    p.add_argument("--repeats", type=int, default=3, help="timed chunks per variant (interleaved)")
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--data_size", type=int, default=0, help="synthetic transitions (0: the dataset's size, 1M)")
+    p.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll of make_train_chunk")
+    p.add_argument("--peak_n", type=int, default=2048, help="size of the n^3 matmul timed for the peak")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: halfcheetah, bcq, runs 1,2, 3 steps, 2 repeats, 20k transitions, 1024^3 peak")
+    p.add_argument("--out", default="", help="write results as JSON here")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.envs, a.algos, a.runs, a.steps, a.repeats = "halfcheetah", "bcq", "1,2", "3", 2
+        a.data_size, a.peak_n = a.data_size or 20_000, 1024
+    return a
+
+
+def synthetic_data(env: str, size: int, seed: int = 0):
+    """Transitions of the env's shapes and ``size`` rows, generated on device."""
+    import jax
+    import jax.numpy as jnp
+
+    from sparse_orl.data.transitions import Transitions
+
+    obs_dim, act_dim, max_action, full = C.ENVS[env]
+    n = size or full
+    k = jax.random.split(jax.random.PRNGKey(seed), 5)
+    data = Transitions(
+        obs=jax.random.normal(k[0], (n, obs_dim), jnp.float32),
+        action=jax.random.uniform(k[1], (n, act_dim), jnp.float32, -max_action, max_action),
+        reward=jax.random.normal(k[2], (n,), jnp.float32),
+        next_obs=jax.random.normal(k[3], (n, obs_dim), jnp.float32),
+        done=(jax.random.uniform(k[4], (n,)) < 0.01).astype(jnp.float32),
+    )
+    return jax.block_until_ready(data)
+
+
+def make_bench_agent(env: str, algo_name: str, compute_dtype: str = "float32"):
+    from sparse_orl.algos import make_agent
+    from sparse_orl.config import AgentConfig
+
+    algo, vae_only = C.ALGOS[algo_name]
+    obs_dim, act_dim, max_action, _ = C.ENVS[env]
+    cfg = AgentConfig(algo=algo, vae_only=vae_only, actor_hidden=C.ACTOR_HIDDEN, critic_hidden=C.CRITIC_HIDDEN,
+                      vae_hidden=C.VAE_HIDDEN, compute_dtype=compute_dtype)
+    return make_agent(cfg, obs_dim, act_dim, max_action)
+
+
+class Program:
+    """One compiled train chunk and its run states (dense or masked)."""
+
+    def __init__(self, agent, data, num_runs: int, steps: int, batch: int, variant: str, sparsity: float,
+                 unroll: int = 1):
+        import jax
+
+        from sparse_orl.config import PruneConfig
+        from sparse_orl.training import init_runs, make_train_chunk
+
+        prune = PruneConfig("none" if variant == "dense" else "random")
+        sp = 0.0 if variant == "dense" else sparsity
+        self.data = data
+        t = time.perf_counter()
+        self.runs = jax.block_until_ready(init_runs(agent, prune, data, list(range(num_runs)), [sp] * num_runs))
+        self.init_s = time.perf_counter() - t
+        fn = make_train_chunk(agent, batch, steps, None, unroll)
+        t = time.perf_counter()
+        self.compiled = fn.lower(self.runs, data).compile()
+        self.compile_s = time.perf_counter() - t  # ~0 for a variant whose program is already compiled
+        # the first call may still allocate / page in: not timed
+        self.runs, m = self.compiled(self.runs, data)
+        jax.block_until_ready(m)
+        self.first_nan = int(jax.device_get(m["nan_step"]).max())
+
+    def time_chunk(self) -> float:
+        import jax
+
+        t = time.perf_counter()
+        self.runs, m = self.compiled(self.runs, self.data)
+        jax.block_until_ready((self.runs, m))
+        return time.perf_counter() - t
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import jax
+
+    warn = C.load_warning()
+    if warn:
+        print(warn)
+    print(f"machine: {C.machine_info()}")
+    print(f"jax: {C.jax_info()}")
+    peak = C.matmul_peak_gflops(args.peak_n)
+    print(f"fp32 matmul peak ({args.peak_n}^3, jitted XLA dot): best {peak['gflops_best']:.1f} GFLOP/s, "
+          f"median {peak['gflops_median']:.1f}")
+    peak_bf16 = None
+    if args.compute_dtype == "bfloat16":
+        peak_bf16 = C.matmul_peak_gflops(args.peak_n, dtype="bfloat16")
+        print(f"bf16 (f32 accumulate) matmul: best {peak_bf16['gflops_best']:.1f} GFLOP/s")
+
+    rows = []
+    variants = args.variants.split(",")
+    for env in args.envs.split(","):
+        data = synthetic_data(env, args.data_size)
+        obs_dim, act_dim, _, _ = C.ENVS[env]
+        for algo in args.algos.split(","):
+            flops = C.step_flops(algo, obs_dim, act_dim, args.batch)
+            agent = make_bench_agent(env, algo, args.compute_dtype)
+            for n in [int(x) for x in args.runs.split(",")]:
+                if args.steps == "auto":
+                    steps = max(5, int(args.chunk_s * 0.5 * peak["gflops_best"] * 1e9 / (flops["total"] * n)))
+                else:
+                    steps = int(args.steps)
+                progs = {}
+                for v in variants:
+                    progs[v] = Program(agent, data, n, steps, args.batch, v, args.sparsity, args.unroll)
+                times = {v: [] for v in variants}
+                for r in range(args.repeats):  # interleaved: dense, masked, dense, masked, ...
+                    order = variants if r % 2 == 0 else variants[::-1]
+                    for v in order:
+                        times[v].append(progs[v].time_chunk())
+                for v in variants:
+                    t_med = C.median(times[v])
+                    agg = n * steps / t_med
+                    row = {
+                        "env": env, "algo": algo, "runs": n, "variant": v, "steps": steps,
+                        "compute_dtype": args.compute_dtype,
+                        "compile_s": progs[v].compile_s,
+                        "init_s": progs[v].init_s,
+                        "chunk_s": times[v],
+                        "agg_steps_s": agg,
+                        "agg_steps_s_min": n * steps / max(times[v]),
+                        "agg_steps_s_max": n * steps / min(times[v]),
+                        "per_run_steps_s": steps / t_med,
+                        "gflop_per_step": flops["total"] / 1e9,
+                        "gflops": agg * flops["total"] / 1e9,
+                        "pct_peak": 100 * agg * flops["total"] / 1e9 / peak["gflops_best"],
+                        "nan": progs[v].first_nan >= 0,
+                    }
+                    rows.append(row)
+                    print(f"  {env:11s} {algo:6s} runs={n:2d} {v:6s} steps={steps:4d} "
+                          f"compile {row['compile_s']:.1f}s  agg {agg:8.1f} steps/s  "
+                          f"({row['gflops']:.1f} GFLOP/s, {row['pct_peak']:.0f}% of peak)", flush=True)
+                del progs
+        del data
+
+    # masked / dense ratio per configuration
+    by = {(r["env"], r["algo"], r["runs"], r["variant"]): r for r in rows}
+    for r in rows:
+        d = by.get((r["env"], r["algo"], r["runs"], "dense"))
+        r["vs_dense"] = r["agg_steps_s"] / d["agg_steps_s"] if d else None
+    print()
+    print(f"fp32 matmul peak: {peak['gflops_best']:.1f} GFLOP/s ({args.peak_n}^3)"
+          + (f"; bf16: {peak_bf16['gflops_best']:.1f}" if peak_bf16 else "")
+          + ("   [" + warn + "]" if warn else ""))
+    print(C.table(rows, [
+        ("env", "env", ""), ("algo", "algo", ""), ("runs", "runs", "d"), ("variant", "variant", ""),
+        ("steps", "steps", "d"), ("compile_s", "compile s", ".1f"), ("agg_steps_s", "agg steps/s", ".1f"),
+        ("agg_steps_s_min", "min", ".1f"), ("agg_steps_s_max", "max", ".1f"),
+        ("per_run_steps_s", "per-run steps/s", ".2f"), ("gflop_per_step", "GFLOP/step", ".3f"),
+        ("gflops", "GFLOP/s", ".1f"), ("pct_peak", "% peak", ".0f"), ("vs_dense", "masked/dense", ".3f"),
+    ]))
+    C.write_json(args.out, {
+        "benchmark": "train_throughput", "args": vars(args), "machine": C.machine_info(), "jax": C.jax_info(),
+        "load_warning": warn, "peak_fp32": peak, "peak_bf16": peak_bf16,
+        "flops_per_step": {f"{e}/{a}": C.step_flops(a, *C.ENVS[e][:2], batch=args.batch)
+                           for e in args.envs.split(",") for a in args.algos.split(",")},
+        "rows": rows,
+    })
+    return rows
+
+
+if __name__ == "__main__":
+    main()

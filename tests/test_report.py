@@ -1,0 +1,88 @@
+"""launch.report: PNGs and report.md from a tiny finished sweep, and from a single train workdir."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TINY_ID
+from sparse_orl import reporting
+from sparse_orl import sweep as sw
+from sparse_orl.config import AgentConfig, PruneConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tiny_minari_root, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(tiny_minari_root)
+    cwd = os.getcwd()
+    os.chdir(tmp)  # MuJoCo writes MUJOCO_LOG.TXT into the cwd
+    try:
+        sweep = sw.SweepConfig(
+            workdir=str(tmp / "sweep"), datasets=(TINY_ID,),
+            agents=(AgentConfig(algo="bc", vae_only=True, vae_hidden=(16,)),),
+            prunes=(PruneConfig("none"), PruneConfig("snip")), sparsities=(0.9, 0.95), seeds=(0, 1),
+            steps=20, eval_every=10, checkpoint_every=20, eval_episodes=2, eval_max_episode_steps=8, batch_size=16)
+        out = sw.run_sweep(sweep, log=lambda m: None)
+        assert out["results"]
+    finally:
+        os.chdir(cwd)
+        if old is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+    return str(tmp / "sweep")
+
+
+def test_report_on_a_sweep_makes_pngs_and_tables(finished_sweep, tmp_path):
+    out_dir = str(tmp_path / "rep")
+    proc = subprocess.run([sys.executable, "-m", "launch.report", f"--workdir={finished_sweep}", f"--out={out_dir}"],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu"),
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pngs = sorted(os.listdir(out_dir))
+    for kind in ("curves", "final_vs_sparsity", "layers", "storage"):
+        assert f"{kind}_bc-vae_test-hopper-launch-v0.png" in pngs, pngs
+    for p in pngs:
+        if p.endswith(".png"):
+            with open(os.path.join(out_dir, p), "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(os.path.join(out_dir, p)) > 10_000
+    md = open(os.path.join(out_dir, "report.md")).read()
+    assert "## Final scores" in md and "## Table 1: stored size at 95% sparsity" in md
+    score_rows = [l for l in md.splitlines() if l.startswith("| BC (VAE only) | test/hopper/launch-v0 | ")
+                  and "%" in l.split("|")[4]]
+    assert [l.split("|")[3:6] for l in score_rows] == [[" dense ", " 0% ", " 2 "], [" SNIP ", " 90% ", " 2 "],
+                                                      [" SNIP ", " 95% ", " 2 "]]
+    for l in score_rows:  # mean ± std and a 95% CI [lo, hi] around the mean
+        cells = [c.strip() for c in l.split("|")]
+        mean = float(cells[7].split("±")[0])
+        lo, hi = (float(x) for x in cells[8].strip("[]").split(","))
+        assert lo <= mean <= hi
+    (vae_row,) = [l for l in md.splitlines() if l.startswith("| BC (VAE only) | test/hopper/launch-v0 | VAE |")]
+    cells = [c.strip() for c in vae_row.split("|")]
+    dense_mb, coo_mb, ours_mb = (float(c) for c in cells[6:9])
+    assert ours_mb < dense_mb and cells[9].endswith("x") and cells[10].endswith("x")
+
+
+def test_report_on_a_single_train_workdir(finished_sweep, tmp_path):
+    (program,) = sw.plan(sw.load_sweep(finished_sweep))
+    out = reporting.make_report(program.workdir, str(tmp_path / "single"), log=lambda m: None)
+    assert len(out["pngs"]) == 4
+    assert "Single experiment" in open(out["markdown"]).read()
+
+
+def test_confidence_interval_and_one_seed():
+    mean, sd, hw = reporting.mean_ci([1.0, 2.0, 3.0])
+    assert (mean, sd) == (2.0, 1.0) and hw == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-6)  # t(0.975, 2)
+    assert reporting.mean_ci([5.0]) == (5.0, None, None)
+    rows = [dict(algo="bc", vae_only=False, dataset="d", pruner="snip", sparsity=0.9, seed=0, step=10,
+                 normalized_score=50.0, **{"return": 1.0})]
+    assert "n/a (1 seed)" in "\n".join(reporting.score_table(rows))
+
+
+def test_report_refuses_a_folder_without_results(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a sweep workdir"):
+        reporting.make_report(str(tmp_path))
