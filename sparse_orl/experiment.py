@@ -96,8 +96,9 @@ def _provenance(info) -> Dict:
 
     try:
         here = os.path.dirname(os.path.abspath(__file__))
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
+        out = subprocess.run(["git", "rev-parse", "--verify", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10)
+        commit = out.stdout.strip() if out.returncode == 0 and len(out.stdout.strip()) == 40 else None
     except Exception:  # noqa: BLE001
         commit = None
     return {

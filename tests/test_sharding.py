@@ -65,9 +65,10 @@ SCRIPT = textwrap.dedent(r"""
 
 def _start(mode, out, devices):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
+    # both sides compile the same way (the suite's optimization level); only the device count differs
+    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
     if devices > 1:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={devices}"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen([sys.executable, "-c", SCRIPT, mode, out], stdout=subprocess.PIPE,
