@@ -15,6 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from sparse_orl.export import flatten, unflatten
 from sparse_orl.io_utils import atomic_write_json, atomic_write_npz, read_json
 
 
@@ -77,25 +78,6 @@ def abstract_like(tree: Any) -> Any:
 
 
 # ---- final params ------------------------------------------------------------------
-def _flatten(prefix: str, tree: Any, out: Dict[str, np.ndarray]) -> None:
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            _flatten(f"{prefix}/{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = np.asarray(tree)
-
-
-def _unflatten(flat: Dict[str, np.ndarray]) -> Dict:
-    root: Dict = {}
-    for key, value in flat.items():
-        node = root
-        parts = key.split("/")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return root
-
-
 def save_final(workdir: str, runs: List[Dict], params, masks, obs_mean, obs_std, agent_config: Dict) -> str:
     """Write ``final/params.npz`` (every run's params, masks, observation statistics)
     and ``final/runs.json`` (run index -> seed, sparsity, pruner; agent config)."""
@@ -103,8 +85,8 @@ def save_final(workdir: str, runs: List[Dict], params, masks, obs_mean, obs_std,
     arrays: Dict[str, np.ndarray] = {}
     for i in range(len(runs)):
         take = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x)[i], t)
-        _flatten(f"run{i}/params", take(params), arrays)
-        _flatten(f"run{i}/masks", take(masks), arrays)
+        arrays.update(flatten(take(params), f"run{i}/params"))
+        arrays.update(flatten(take(masks), f"run{i}/masks"))
         arrays[f"run{i}/obs_mean"] = np.asarray(obs_mean)[i]
         arrays[f"run{i}/obs_std"] = np.asarray(obs_std)[i]
     atomic_write_npz(os.path.join(final, "params.npz"), arrays)
@@ -129,7 +111,7 @@ def load_final(workdir: str) -> Tuple[Dict, List[Dict]]:
             flat = {k: z[k] for k in z.files}
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"final params file {path} is corrupt or truncated ({e})") from None
-    tree = _unflatten(flat)
+    tree = unflatten(flat)
     runs = []
     for i, r in enumerate(meta["runs"]):
         node = tree[f"run{i}"]

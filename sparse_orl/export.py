@@ -76,6 +76,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from sparse_orl.io_utils import atomic_write_bytes
+
 MAGIC = b"\x89SOC"
 FORMAT_VERSION = 1
 _PREAMBLE = struct.Struct("<4sBII")  # magic, version, header length, header crc32
@@ -337,20 +339,7 @@ def save_compact(path: str, params: Dict, masks: Optional[Dict], meta: Optional[
     documented lossy options (module docstring). ``kw``: see :func:`encode_compact`.
     """
     data = encode_compact(params, masks, meta, value_dtype, **kw)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, data)
     return len(data)
 
 
