@@ -196,13 +196,15 @@ def test_warmup_runs_rewinds_and_labels():
     agent = make_agent(VAE_ONLY, OBS, ACT, 1.0)
     data = _data()
     key = jax.random.PRNGKey(0)
-    dense = agent.init_params(jax.random.split(key)[0])["vae"]
+    # init under jit, as agent.init runs it (eager and jitted uniform draws may differ in the last ulp)
+    dense = jax.jit(agent.init_params)(jax.random.split(key)[0])["vae"]
     configs = [PruneConfig("snip", snip_batch=50, warmup_steps=3, warmup_rewind=r, warmup_batch=20) for r in (True, False)]
     states = jax.jit(lambda: tuple(agent.init(key, data, p, 0.9) for p in configs))()
     for rewind, st in zip((True, False), states):
         p, m = st.params["vae"], st.masks["vae"]
         keep = np.asarray(m["d2"]["kernel"]) > 0
-        same = np.array_equal(np.asarray(p["d2"]["kernel"])[keep], np.asarray(dense["d2"]["kernel"])[keep])
+        same = np.allclose(np.asarray(p["d2"]["kernel"])[keep], np.asarray(dense["d2"]["kernel"])[keep],
+                           rtol=1e-6, atol=1e-7)
         assert same == rewind
         assert np.all(np.asarray(p["d2"]["kernel"])[~keep] == 0)
         assert pruning.layer_report(m)["sparsity"] == pytest.approx(0.9, abs=1e-3)
