@@ -6,7 +6,8 @@ at ``--sparsity`` (``PruneConfig("random")``), written with
 ``export.save_compact`` and loaded with ``deploy.Policy.load`` as:
 
 * ``numpy dense``   ``backend="numpy", sparse=False`` (dense matmuls over the zeros)
-* ``numpy sparse``  ``backend="numpy", sparse=True``  (matvec over the kept weights only)
+* ``numpy sparse``  ``backend="numpy", sparse=True``  (dead units compacted away at load, then per layer
+  the faster of dense BLAS / scipy CSR / numpy gather, timed at load; ``Policy.kernel_summary()``)
 * ``jax dense``     ``backend="jax"`` (the policy's forward under ``jax.jit``)
 * ``flax act``      the library's own ``jax.jit(agent.act)`` (draws its latents from a key)
 

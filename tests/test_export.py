@@ -220,8 +220,8 @@ def _agent_file(tmp_path, algo, sparsity=0.5, normalize=True, obs_dim=5, act_dim
 def test_policy_matches_flax_agent(tmp_path, algo):
     agent, params, mean, std, path = _agent_file(tmp_path, algo)
     obs = np.random.default_rng(5).normal(size=(7, 5)).astype(np.float32) * 2
-    policies = [deploy.Policy.load(path), deploy.Policy.load(path, sparse=True),
-                deploy.Policy.load(path, backend="jax")]
+    policies = [deploy.Policy.load(path), deploy.Policy.load(path, backend="jax")]
+    policies += [deploy.Policy.load(path, sparse=True, kernel=k) for k in deploy.KERNELS]
     s = agent.normalize(mean, std, obs)
     z = np.random.default_rng(6).uniform(-0.4, 0.4, size=(7, 6)).astype(np.float32)
     a = np.random.default_rng(7).uniform(-1, 1, size=(7, 3)).astype(np.float32)
@@ -299,3 +299,139 @@ def test_export_run_and_standalone_deploy(tmp_path):
                          cwd=str(tmp_path), env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "(3,)"
+
+
+# ---- the sparse-aware path: dead-unit compaction and kernel choice ------------------------------
+def _dense_mlp_ref(ws, bs, x):
+    for w, b in zip(ws[:-1], bs[:-1]):
+        x = np.maximum(x @ w + b, 0)
+    return x @ ws[-1] + bs[-1]
+
+
+def _random_mlp(rng, dims, density):
+    ms = [(rng.random((i, o)) < density).astype(np.float32) for i, o in zip(dims[:-1], dims[1:])]
+    ws = [rng.uniform(-1, 1, m.shape).astype(np.float32) * m for m in ms]
+    bs = [rng.uniform(-1, 1, o).astype(np.float32) for o in dims[1:]]
+    return ws, ms, bs
+
+
+def _assert_no_dead_units(ms):
+    for i in range(len(ms) - 1):
+        assert ms[i].any(0).all() and ms[i + 1].any(1).all(), i  # every hidden unit: an input and an output
+
+
+def test_compact_mlp_hand_built_fold_and_fixed_point():
+    """Units without inputs fold into the next bias; chains of dead units need several sweeps."""
+    dims = [4, 5, 5, 2]
+    ms = [np.zeros((i, o), np.float32) for i, o in zip(dims[:-1], dims[1:])]
+    ms[0][:, 0] = 1  # h1[0]: a normal unit
+    ms[0][1, 4] = 1  # h1[4]: its only output goes to h2[4], which has no output -> h1[4] dies on sweep 2
+    ms[1][0, 0] = ms[1][2, 1] = ms[1][3, 2] = ms[1][4, 4] = 1  # h1[1] has no input nor output
+    # h1[2], h1[3]: no input -> constants relu(b) (b = +0.5, -0.5) folded into h2's bias; h2[1], h2[2]
+    # then have no input either -> folded into the output bias on the next sweep
+    ms[2][0, 0] = ms[2][1, 1] = ms[2][2, 0] = ms[2][3, 1] = 1  # h2[3]: no input, h2[4]: no output
+    rng = np.random.default_rng(0)
+    ws = [rng.uniform(-1, 1, m.shape).astype(np.float32) * m for m in ms]
+    bs = [np.array([0.1, 0.2, 0.5, -0.5, 0.3], np.float32), rng.uniform(-1, 1, 5).astype(np.float32),
+          rng.uniform(-1, 1, 2).astype(np.float32)]
+    inputs, ws2, ms2, bs2 = deploy.compact_mlp(ws, ms, bs)
+    assert [w.shape for w in ws2] == [(4, 1), (1, 1), (1, 2)]  # h1 = {0}, h2 = {0}
+    assert inputs is None  # every input feeds h1[0]
+    _assert_no_dead_units(ms2)
+    x = rng.normal(size=(9, 4)).astype(np.float32)
+    np.testing.assert_allclose(_dense_mlp_ref(ws2, bs2, x), _dense_mlp_ref(ws, bs, x), rtol=1e-6, atol=1e-6)
+    # a layer with nothing kept: the output is a constant
+    ms[1][:] = 0
+    ws[1][:] = 0
+    inputs, ws3, ms3, bs3 = deploy.compact_mlp(ws, ms, bs)
+    assert [w.shape for w in ws3] == [(0, 0), (0, 0), (0, 2)] and len(inputs) == 0
+    np.testing.assert_allclose(_dense_mlp_ref(ws3, bs3, x[:, inputs]), _dense_mlp_ref(ws, bs, x), atol=1e-6)
+
+
+@pytest.mark.parametrize("density", [0.02, 0.05, 0.1, 0.3, 1.0])
+def test_compact_mlp_random_exact_and_matches_unit_report(density):
+    from sparse_orl.diagnostics import unit_report
+
+    rng = np.random.default_rng(int(density * 100))
+    for trial in range(5):
+        dims = [int(rng.integers(3, 30)), 60, 50, 40, int(rng.integers(1, 7))]
+        ws, ms, bs = _random_mlp(rng, dims, density)
+        inputs, ws2, ms2, bs2 = deploy.compact_mlp(ws, ms, bs)
+        _assert_no_dead_units(ms2)
+        assert ws2[-1].shape[1] == dims[-1]
+        x = rng.normal(size=(16, dims[0])).astype(np.float32)
+        xi = x if inputs is None else x[:, inputs]
+        np.testing.assert_allclose(_dense_mlp_ref(ws2, bs2, xi), _dense_mlp_ref(ws, bs, x), rtol=1e-5, atol=1e-5)
+        # the diagnostics' definition: a unit without inputs or outputs is "dead"; compaction removes at
+        # least those (and it keeps every unit on an input -> output path: effective_width <= kept width)
+        names = [f"l{i + 1}" for i in range(len(ws))]
+        rep = unit_report({n: {"kernel": m} for n, m in zip(names, ms)}, [[[(n,)] for n in names]])["layers"]
+        for i, n in enumerate(names[:-1]):
+            assert ws2[i].shape[1] <= rep[n]["alive"]
+            assert ws2[i].shape[1] >= rep[n]["effective_width"]
+        if density == 1.0:
+            assert [w.shape for w in ws2] == [w.shape for w in ws] and inputs is None
+
+
+@pytest.mark.parametrize("algo", ["bc", "bcq"])
+def test_sparse_policy_95_all_kernels_match_dense_and_flax(tmp_path, algo):
+    """95% sparse: compaction removes units; every kernel, batch 1 and a batch past SMALL_ROWS."""
+    agent, params, mean, std, path = _agent_file(tmp_path, algo, sparsity=0.95)
+    dense = deploy.Policy.load(path)
+    rng = np.random.default_rng(3)
+    act = jax.jit(agent.act)
+    for kernel in deploy.KERNELS:
+        pol = deploy.Policy.load(path, sparse=True, kernel=kernel)
+        summ = pol.kernel_summary()
+        assert set(summ) == ({"decoder"} if algo == "bc" else {"decoder", "actor", "q1"})
+        before = sum(l["units_before"] for net in summ.values() for l in net[:-1])
+        after = sum(l["out"] for net in summ.values() for l in net[:-1])
+        assert after < before
+        for lay in (l for net in summ.values() for l in net):
+            assert lay["kernel"][0] in deploy.KERNELS[1:] and lay["kernel"][1] in deploy.KERNELS[1:]
+            if kernel != "auto":
+                assert lay["kernel"] == (kernel, kernel)
+        for batch in [(), (3,), (100,)]:
+            obs = rng.normal(size=batch + (5,)).astype(np.float32)
+            z = rng.standard_normal(pol.latent_shape(batch)).astype(np.float32)
+            got = pol.act(obs, z=z)
+            assert got.shape == batch + (3,) and got.dtype == np.float32
+            np.testing.assert_allclose(got, dense.act(obs, z=z), rtol=1e-5, atol=1e-5)
+            s = pol.normalize(obs)
+            a = rng.uniform(-1, 1, batch + (3,)).astype(np.float32)
+            zz = rng.uniform(-0.5, 0.5, batch + (6,)).astype(np.float32)
+            np.testing.assert_allclose(pol.decode(s, zz), dense.decode(s, zz), rtol=1e-5, atol=1e-5)
+            if algo == "bcq":
+                np.testing.assert_allclose(pol.perturb(s, a), dense.perturb(s, a), rtol=1e-5, atol=1e-5)
+                np.testing.assert_allclose(pol.q1(s, a), dense.q1(s, a), rtol=1e-5, atol=1e-5)
+        key = jax.random.PRNGKey(4)
+        obs = rng.normal(size=(7, 5)).astype(np.float32)
+        z_raw = np.asarray(jax.random.normal(key, pol.latent_shape((7,))))
+        np.testing.assert_allclose(pol.act(obs, z=z_raw), np.asarray(act(params, mean, std, obs, key)),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_policy_without_scipy_and_public_csr_fallback(tmp_path, monkeypatch):
+    _, _, _, _, path = _agent_file(tmp_path, "bcq", sparsity=0.9)
+    dense = deploy.Policy.load(path)
+    obs = np.random.default_rng(0).normal(size=(80, 5)).astype(np.float32)
+    z = np.random.default_rng(1).standard_normal(dense.latent_shape((80,))).astype(np.float32)
+    want = dense.act(obs, z=z)
+    # scipy present, its private compiled products unavailable: the public csr_matrix product
+    monkeypatch.setattr(deploy, "_csr_matvec", None)
+    pol = deploy.Policy.load(path, sparse=True, kernel="csr")
+    assert not any(l.fast_csr for net in pol._mlps().values() for l in net.layers)
+    np.testing.assert_allclose(pol.act(obs, z=z), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pol.act(obs[0], z=z[0]), want[0], rtol=1e-5, atol=1e-5)
+    # no scipy at all: numpy kernels only
+    monkeypatch.setattr(deploy, "_sps", None)
+    monkeypatch.setattr(deploy, "_csr_matvecs", None)
+    pol = deploy.Policy.load(path, sparse=True)
+    for net in pol.kernel_summary().values():
+        for lay in net:
+            assert "csr" not in lay["kernel"]
+    np.testing.assert_allclose(pol.act(obs, z=z), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="csr"):
+        deploy.Policy.load(path, sparse=True, kernel="csr")
+    with pytest.raises(ValueError, match="kernel"):
+        deploy.Policy.load(path, sparse=True, kernel="bogus")
