@@ -20,7 +20,7 @@ another kernel of the same path (e.g. e1, e2, d1, d2 of the VAE).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp

@@ -15,14 +15,12 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
 from sparse_orl import pruning
 from sparse_orl.algos import make_agent

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 
 from sparse_orl.algos.agent import Agent

@@ -37,13 +37,12 @@ across layers in proportion to their floors.
 from __future__ import annotations
 
 import math
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_orl.pruning.masks import _is_concrete, is_prunable, keep_top_k, masks_from_scores, num_kept
+from sparse_orl.pruning.masks import (_is_concrete, is_prunable, masks_from_flat_keep,
+                                      masks_from_scores, num_kept)
 
 ALLOCATIONS = ("global", "erk", "uniform")
 
@@ -145,16 +144,8 @@ def allocate_masks(scores, sparsity=None, *, allocation: str = "global", min_lay
         else:
             primaries.append(jnp.ones((size,), jnp.int32))
             secondaries.append(cost)
-    keep = _keep_smallest_lex(jnp.concatenate(primaries), jnp.concatenate(secondaries), k).astype(jnp.float32)
-    out, offset = [], 0
-    for x, p in zip(leaves, prunable):
-        if p:
-            size = int(np.size(x))
-            out.append(keep[offset: offset + size].reshape(np.shape(x)))
-            offset += size
-        else:
-            out.append(jnp.ones(np.shape(x), jnp.float32))
-    return jax.tree_util.tree_unflatten(treedef, out)
+    keep = _keep_smallest_lex(jnp.concatenate(primaries), jnp.concatenate(secondaries), k)
+    return masks_from_flat_keep(scores, keep)
 
 
 def erk_counts(shapes, k: int) -> np.ndarray:

@@ -1,8 +1,6 @@
 """Masks at an exact global sparsity from importance scores."""
 from __future__ import annotations
 
-import numbers
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -68,10 +66,17 @@ def masks_from_scores(scores, sparsity):
     if n == 0:
         return jax.tree_util.tree_map(lambda x: jnp.ones(jnp.shape(x), jnp.float32), scores)
     flat = jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x, p in zip(leaves, prunable) if p])
-    keep = keep_top_k(flat, k).astype(jnp.float32)
+    return masks_from_flat_keep(scores, keep_top_k(flat, k))
+
+
+def masks_from_flat_keep(like, keep: jax.Array):
+    """Mask pytree shaped like ``like`` from a flat keep vector over its prunable leaves
+    (in flatten order); non-prunable leaves get all-ones masks."""
+    leaves, treedef = jax.tree_util.tree_flatten(like)
+    keep = keep.astype(jnp.float32)
     out, offset = [], 0
-    for x, p in zip(leaves, prunable):
-        if p:
+    for x in leaves:
+        if is_prunable(x):
             size = int(np.size(x))
             out.append(keep[offset : offset + size].reshape(np.shape(x)))
             offset += size
