@@ -49,7 +49,7 @@ def _wgrad(rows: int, layers) -> int:
 def _igrad(rows: int, layers, first_cols: int = 0) -> int:
     """Input gradients dx = dy·Wᵀ of every layer but the first; of the first only for
     its ``first_cols`` input columns that need a gradient (0: the input is data)."""
-    (k0, n0), rest = layers[0], layers[1:]
+    (_, n0), rest = layers[0], layers[1:]
     return 2 * rows * first_cols * n0 + sum(2 * rows * k * n for k, n in rest)
 
 

@@ -117,7 +117,6 @@ class Program:
 
 def main(argv=None):
     args = parse_args(argv)
-    import jax
 
     warn = C.load_warning()
     if warn:

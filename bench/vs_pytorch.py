@@ -386,7 +386,7 @@ def main(argv=None):
             })
         results.append({"algo": algo, "env": args.env, "contender": "ours / torch best",
                         "ratio_ours_over": med["ours"] / torch_best})
-        del prog
+        prog = None  # free its device buffers before the next algorithm
     print()
     print(f"fp32 matmul peak: {peak['gflops_best']:.1f} GFLOP/s; our side: {args.our_runs} runs in one program; "
           f"ratio = ours / contender (aggregate steps/s, median of {args.repeats})"

@@ -110,6 +110,35 @@ def prune_configs_from_flags(FLAGS) -> Tuple[PruneConfig, ...]:
     return tuple(prune_config_from_flags(FLAGS, pruner=n) for n in names)
 
 
+def define_distributed_flags() -> None:
+    flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() first, so the runs "
+                      "are sharded over the devices of every process (e.g. all hosts of a Cloud TPU pod slice; "
+                      "start the same command on every host, with a --workdir they all share).")
+    flags.DEFINE_string("coordinator_address", None, "With --distributed: host:port of process 0 (default: "
+                        "auto-detected on Cloud TPU, Slurm, ...).")
+    flags.DEFINE_integer("num_processes", None, "With --distributed: number of processes (default: auto-detected).")
+    flags.DEFINE_integer("process_id", None, "With --distributed: this process's index in [0, num_processes) "
+                         "(default: auto-detected).")
+
+
+_DISTRIBUTED_FLAGS = ("coordinator_address", "num_processes", "process_id")
+
+
+def init_distributed(FLAGS) -> None:
+    """With ``--distributed``: ``jax.distributed.initialize()`` with the cluster flags that were given.
+
+    Call it first in ``main``, before anything that touches a JAX device.
+    """
+    given = {f: getattr(FLAGS, f) for f in _DISTRIBUTED_FLAGS if getattr(FLAGS, f) is not None}
+    if not FLAGS.distributed:
+        if given:
+            raise ValueError(f"--{next(iter(given))} needs --distributed")
+        return
+    import jax
+
+    jax.distributed.initialize(**given)
+
+
 def fail(message: str) -> None:
     """One clear line on stderr, exit status 2."""
     print(f"error: {message}", file=sys.stderr)

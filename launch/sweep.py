@@ -28,6 +28,7 @@ from sparse_orl.config import ALGOS
 FLAGS = flags.FLAGS
 common.define_agent_flags()
 common.define_prune_flags()
+common.define_distributed_flags()
 flags.DEFINE_list("algos", ["bcq", "bc"], f"Algorithms, comma list of {', '.join(ALGOS)}.")
 flags.DEFINE_list("pruners", ["none", "snip", "grasp", "random", "magnitude"],
                   "Pruning methods, comma list ('none' = dense, trained once per seed).")
@@ -106,6 +107,7 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+        common.init_distributed(FLAGS)  # before anything touches a JAX device
         sweep = sweep_from_flags()
         sweep.validate()
         if not FLAGS.dry_run:

@@ -18,6 +18,7 @@ from sparse_orl.experiment import ExperimentConfig, run_experiment
 FLAGS = flags.FLAGS
 common.define_agent_flags()
 common.define_prune_flags()
+common.define_distributed_flags()
 flags.DEFINE_string("dataset", None, "Minari dataset id (e.g. mujoco/halfcheetah/expert-v0) or a D4RL .hdf5 path.")
 flags.DEFINE_string("env", None, "Gymnasium env id for evaluation (default: the dataset's own env).")
 flags.DEFINE_list("sparsity", ["0.95"], "Sparsity levels (fraction of prunable weights removed), comma list.")
@@ -66,6 +67,7 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+        common.init_distributed(FLAGS)  # before anything touches a JAX device
         config = config_from_flags()
         config.validate()
         run_experiment(config)

@@ -6,6 +6,18 @@ the newest checkpoint when re-run with the same config on the same workdir.
 
 Files in ``workdir``: ``config.json``, ``summary.json``, ``metrics.jsonl``,
 ``checkpoints/`` (orbax), ``final/params.npz`` + ``final/runs.json``.
+
+Several processes (``jax.distributed.initialize()``, ``--distributed`` in ``launch/``):
+every process runs ``run_experiment`` with the same config on the same (shared)
+workdir. Each builds the same initial run states from the seeds and fills its own
+shards of the global mesh; training is one program over all devices. Each process
+evaluates the runs its own devices hold (their environments run on its own CPU), and
+the returns are gathered, so every process holds every run's results (and the same
+checkpoint metadata). Only process 0 writes ``config.json``, ``summary.json``,
+``metrics.jsonl``, ``final/`` and logs; orbax checkpoints are saved and restored by
+every process (each writes its own shards, process 0 the metadata), so the workdir
+must be on a file system all processes share. Processes must have the same number
+of devices.
 """
 from __future__ import annotations
 
@@ -28,8 +40,8 @@ from sparse_orl.checkpoint import Checkpointer, abstract_like, save_final
 from sparse_orl.config import AgentConfig, PruneConfig
 from sparse_orl.data import check_env_spaces, d4rl_reference, load_dataset, normalized_score, to_device
 from sparse_orl.io_utils import append_jsonl, atomic_write_json, read_json, read_jsonl, write_jsonl
-from sparse_orl.training import (init_runs, make_act_fn, make_train_chunk, padded_num_runs, replicated,
-                                 runs_mesh, runs_sharding, take_runs)
+from sparse_orl.training import (init_runs, local_runs, make_act_fn, make_train_chunk, padded_num_runs,
+                                 replicated, runs_mesh, runs_sharding, take_runs, to_global, to_host)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +119,7 @@ def _provenance(info) -> Dict:
         "dataset_id": info.dataset_id,
         "dataset_sha256": info.sha256,
         "devices": [str(d) for d in jax.devices()],
-    }
+    } | ({"processes": jax.process_count()} if jax.process_count() > 1 else {})
 
 
 def _comparable(d: Dict) -> Dict:
@@ -121,8 +133,8 @@ def _comparable(d: Dict) -> Dict:
     return d
 
 
-def check_workdir(workdir: str, config: ExperimentConfig) -> None:
-    """Write ``config.json``, or refuse if the workdir holds a different config."""
+def check_workdir(workdir: str, config: ExperimentConfig, write: bool = True) -> None:
+    """Write ``config.json`` (if ``write``), or refuse if the workdir holds a different config."""
     path = os.path.join(workdir, "config.json")
     new = config.to_dict()
     if os.path.exists(path):
@@ -134,7 +146,7 @@ def check_workdir(workdir: str, config: ExperimentConfig) -> None:
                 f"--workdir={workdir} holds a different experiment ({details}). "
                 "Use a new --workdir, or re-run the original command to resume."
             )
-    else:
+    elif write:
         atomic_write_json(path, new)
 
 
@@ -158,15 +170,22 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
                    stop_at: Optional[int] = None) -> Dict:
     """Train, evaluate, checkpoint and summarize every run of ``config``; returns the summary.
 
+    With several processes every process calls this with the same config and gets the
+    same summary; only process 0 writes files (see the module docstring).
+
     ``stop_at`` ends the process's work abruptly once that step is reached, without
     a final checkpoint, exactly as a kill would (tests use it to check resuming).
     """
     from sparse_orl import evaluation  # gymnasium import kept off the library's import path
 
     config.validate()
+    multi = jax.process_count() > 1
+    main = jax.process_index() == 0  # the process that writes files and logs
+    if not main:
+        log = lambda _m: None  # noqa: E731
     workdir = config.workdir
     os.makedirs(workdir, exist_ok=True)
-    check_workdir(workdir, config)
+    check_workdir(workdir, config, write=main)
     summary_path = os.path.join(workdir, "summary.json")
     if os.path.exists(summary_path):
         done = read_json(summary_path, "summary")
@@ -195,7 +214,7 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
     runs = config.runs
     num_runs = len(runs)
     r_pad = padded_num_runs(num_runs, mesh)
-    data = jax.device_put(to_device(transitions), replicated(mesh))
+    data = to_global(to_device(transitions), replicated(mesh))
     labels = [config.prunes[m].label for m, _, _ in runs]
 
     t0 = time.time()
@@ -207,7 +226,7 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
     # pad with copies of the last run so the runs axis splits evenly over the devices
     groups.append(jax.tree_util.tree_map(lambda x: jnp.repeat(x[-1:], r_pad - num_runs, 0), groups[-1]))
     run_states = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, 0), *groups)
-    run_states = jax.device_put(run_states, runs_sharding(mesh))
+    run_states = to_global(run_states, runs_sharding(mesh))
     jax.block_until_ready(run_states)
     log(f"initialized {num_runs} runs ({', '.join(sorted(set(labels)))}) in {time.time() - t0:.1f}s")
 
@@ -219,11 +238,12 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
         evals = meta["evals"]
         log(f"resumed from checkpoint at step {start_step}")
     metrics_path = os.path.join(workdir, "metrics.jsonl")
-    # rows written after the last checkpoint would be written again: keep only those before it
-    write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start_step])
+    if main:
+        # rows written after the last checkpoint would be written again: keep only those before it
+        write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start_step])
 
-    host_masks = jax.device_get(run_states.agent.masks)
-    mask_reports = [pruning.masks_report(take_runs(host_masks, i), warn=restored is None,
+    host_masks = to_host(run_states.agent.masks)
+    mask_reports = [pruning.masks_report(take_runs(host_masks, i), warn=restored is None and main,
                                          context=f"{labels[i]}, seed {s}, sparsity {p}")
                     for i, (_, s, p) in enumerate(runs)]
     score_ref = _score_reference(info, env_id)
@@ -242,7 +262,8 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
             })
         summary = {"config": config.to_dict(), "provenance": provenance, "score_reference": score_ref,
                    "env_id": env_id, "complete": complete, "runs": out_runs}
-        atomic_write_json(summary_path, summary)
+        if main:
+            atomic_write_json(summary_path, summary)
         return summary
 
     chunk_len = math.gcd(math.gcd(config.eval_every, config.checkpoint_every), config.steps)
@@ -251,12 +272,12 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
     eval_key = jax.random.PRNGKey(10_007)
 
     step = start_step
-    nan_steps = np.asarray(jax.device_get(run_states.nan_step))
+    nan_steps = np.asarray(to_host(run_states.nan_step))
     t_start, steps_done = time.time(), 0
     while step < config.steps:
         t_chunk = time.time()
         run_states, metrics = train_chunk(run_states, data)
-        metrics = jax.device_get(metrics)
+        metrics = to_host(metrics)
         step += chunk_len
         dt = time.time() - t_chunk
         steps_done += chunk_len
@@ -268,7 +289,8 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
             if nan_steps[i] >= 0:
                 row["nan_step"] = int(nan_steps[i])
             rows.append(row)
-        append_jsonl(metrics_path, rows)
+        if main:
+            append_jsonl(metrics_path, rows)
         newly = [i for i in range(num_runs) if nan_steps[i] >= 0]
         if newly:
             log("DIVERGED (loss not finite; run frozen, excluded from results): "
@@ -277,22 +299,29 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
 
         score_txt = ""
         if config.eval_episodes and (step % config.eval_every == 0 or step == config.steps):
-            params = run_states.agent.params
+            # this process's runs (one process: all of them); padding runs are not evaluated
+            idx, (params, e_mean, e_std) = local_runs(
+                (run_states.agent.params, run_states.agent.obs_mean, run_states.agent.obs_std))
+            n_own = int(np.sum(idx < num_runs))  # idx ascends: the real runs come first
             keys = jax.random.split(jax.random.fold_in(eval_key, step), 1)[0]
 
             def policy(obs, _k=[keys]):
                 _k[0], sub = jax.random.split(_k[0])
                 obs = jnp.asarray(obs)
-                if r_pad > num_runs:
-                    obs = jnp.concatenate([obs, jnp.repeat(obs[-1:], r_pad - num_runs, 0)], 0)
-                out = act_fn(params, run_states.agent.obs_mean, run_states.agent.obs_std, obs,
-                             jax.random.split(sub, r_pad))
-                return np.asarray(out)[:num_runs]
+                if len(idx) > n_own:
+                    obs = jnp.concatenate([obs, jnp.repeat(obs[-1:], len(idx) - n_own, 0)], 0)
+                run_keys = jax.random.split(sub, r_pad)  # run i acts with key i, whoever evaluates it
+                out = act_fn(params, e_mean, e_std, obs, run_keys[idx] if multi else run_keys)
+                return np.asarray(out)[:n_own]
 
-            returns = evaluation.evaluate_policies(
-                policy, env_id, num_runs, config.eval_episodes, seed=[s for _, s, _ in runs],
-                eval_index=step // config.eval_every, max_episode_steps=config.eval_max_episode_steps,
-            )
+            returns = np.full((n_own, config.eval_episodes), np.nan)
+            if n_own:
+                returns = evaluation.evaluate_policies(
+                    policy, env_id, n_own, config.eval_episodes, seed=[runs[i][1] for i in idx[:n_own]],
+                    eval_index=step // config.eval_every, max_episode_steps=config.eval_max_episode_steps,
+                )
+            if multi:
+                returns = _gather_returns(returns, idx, r_pad)[:num_runs]
             scores = []
             for i in range(num_runs):
                 rets = [float(x) for x in returns[i]]
@@ -318,13 +347,33 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
             ckpt.close()
             return {"complete": False, "step": step}
 
-    agent_state = jax.device_get(run_states.agent)
-    save_final(workdir, [{"seed": s, "sparsity": p, "pruner": labels[i]} for i, (_, s, p) in enumerate(runs)],
-               take_runs(agent_state.params, slice(0, num_runs)), take_runs(agent_state.masks, slice(0, num_runs)),
-               np.asarray(agent_state.obs_mean)[:num_runs], np.asarray(agent_state.obs_std)[:num_runs],
-               dataclasses.asdict(config.agent) | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
-                                                   "max_action": info.max_action, "env_id": env_id})
+    a = run_states.agent
+    params, masks, f_mean, f_std = to_host((a.params, a.masks, a.obs_mean, a.obs_std))
+    if main:
+        save_final(workdir, [{"seed": s, "sparsity": p, "pruner": labels[i]} for i, (_, s, p) in enumerate(runs)],
+                   take_runs(params, slice(0, num_runs)), take_runs(masks, slice(0, num_runs)),
+                   np.asarray(f_mean)[:num_runs], np.asarray(f_std)[:num_runs],
+                   dataclasses.asdict(config.agent) | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
+                                                       "max_action": info.max_action, "env_id": env_id})
     ckpt.close()
     summary = write_summary(True, nan_steps)
     log(f"done: {workdir}/summary.json")
     return summary
+
+
+def _gather_returns(returns: np.ndarray, idx: np.ndarray, r_pad: int) -> np.ndarray:
+    """Every process's evaluation returns (rows: its runs ``idx``, the real ones first), as
+    ``(r_pad, episodes)`` on every process; rows of padding runs are NaN. A collective.
+
+    float64 returns travel as pairs of uint32 (without jax_enable_x64 they would be cut
+    to float32): every process ends with exactly the values its owner computed.
+    """
+    from jax.experimental import multihost_utils
+
+    full = np.full((len(idx), returns.shape[1]), np.nan, np.float64)
+    full[:len(returns)] = returns
+    bits, where = multihost_utils.process_allgather(
+        (np.ascontiguousarray(full).view(np.uint32), np.asarray(idx, np.int32)), tiled=False)
+    out = np.full((r_pad, returns.shape[1]), np.nan, np.float64)
+    out[np.asarray(where).reshape(-1)] = np.ascontiguousarray(bits).reshape(-1, bits.shape[-1]).view(np.float64)
+    return out

@@ -5,16 +5,24 @@ several devices are visible, sharded along that axis over a 1-D device mesh;
 the dataset is replicated. A run whose losses turn non-finite is frozen (its
 state is reset to the start of the chunk in which it broke and never advances
 again) and flagged with the step where it broke.
+
+Several processes (``jax.distributed.initialize()``, e.g. the hosts of a TPU pod
+slice): the mesh spans ``jax.devices()`` of every process, each process builds
+the same host values (deterministic from the seeds) and fills only its own
+shards (:func:`to_global`); values needed on the host are gathered with
+:func:`to_host`; :func:`local_runs` gives the runs one process's devices hold.
+With one process these reduce to ``jax.device_put`` / ``jax.device_get`` / all runs.
 """
 from __future__ import annotations
 
 import functools
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from sparse_orl.algos.agent import Agent, AgentState
@@ -41,6 +49,69 @@ def runs_sharding(mesh: Mesh) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
+
+
+def to_global(tree: Any, sharding: NamedSharding) -> Any:
+    """Place ``tree`` (a host value, the same on every process) with ``sharding``.
+
+    One process: ``jax.device_put``. Several: every process builds each array from
+    its own host copy, filling only the shards on its own devices
+    (``jax.make_array_from_callback``): nothing moves between processes.
+    """
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def one(x):
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def to_host(tree: Any) -> Any:
+    """Full value of every leaf as host numpy.
+
+    One process: ``jax.device_get`` (no extra copy). Several: arrays sharded over
+    all processes are gathered with ``process_allgather``, a collective, so every
+    process must call this at the same point.
+    """
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def local_runs(tree: Any) -> Tuple[np.ndarray, Any]:
+    """The runs held by this process's devices: ``(global run indices (ascending), tree)``.
+
+    ``tree``'s leaves are sharded on axis 0 over the runs mesh. One process: all runs,
+    ``tree`` unchanged. Several: each leaf becomes a process-local array of this
+    process's rows, sharded over a mesh of its local devices with the same per-device
+    blocks, so jitted functions run on them exactly as on the global array's shards.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    n = leaves[0].shape[0]
+    if jax.process_count() == 1:
+        return np.arange(n), tree
+
+    def shards(x):  # this process's shards of x, in the order of their rows
+        return sorted(x.addressable_shards, key=lambda s: s.index[0].indices(n)[0])
+
+    first = shards(leaves[0])
+    rows = [np.arange(*s.index[0].indices(n)) for s in first]
+    idx = np.concatenate(rows)
+    devices = [s.device for s in first]
+    if len(np.unique(idx)) != len(idx):
+        raise ValueError("local_runs needs leaves sharded over the runs axis, not replicated")
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("runs",)), P("runs"))
+
+    def one(x):
+        sh = shards(x)
+        if [s.device for s in sh] != devices:
+            raise ValueError("local_runs needs every leaf sharded the same way")
+        return jax.make_array_from_single_device_arrays((len(idx),) + x.shape[1:], sharding,
+                                                        [s.data for s in sh])
+
+    return idx, jax.tree_util.tree_unflatten(treedef, [one(x) for x in leaves])
 
 
 def padded_num_runs(num_runs: int, mesh: Mesh) -> int:

@@ -7,7 +7,7 @@ import pytest
 from sparse_orl.algos import make_agent
 from sparse_orl.config import AgentConfig, PruneConfig
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.training import RunState, init_runs, make_train_chunk
+from sparse_orl.training import init_runs, make_train_chunk
 
 OBS, ACT = 5, 2
 TINY = dict(actor_hidden=(8, 8), critic_hidden=(8, 8), vae_hidden=(12, 12))

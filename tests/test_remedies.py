@@ -11,7 +11,6 @@ from sparse_orl.algos import make_agent
 from sparse_orl.config import AgentConfig, PruneConfig
 from sparse_orl.data.transitions import Transitions
 from sparse_orl.networks import MLP
-from sparse_orl.training import init_runs
 
 OBS, ACT = 5, 2
 VAE_ONLY = AgentConfig(algo="bc", vae_only=True, vae_hidden=(12, 12))
