@@ -47,10 +47,13 @@ def define_prune_flags() -> None:
     flags.DEFINE_bool("warmup_rewind", True, "With --warmup_steps: apply the masks to the initial weights "
                       "(true) or keep the warmed-up weights (false).")
     flags.DEFINE_integer("warmup_batch", 100, "Batch size of the dense warm-up steps.")
+    flags.DEFINE_bool("rescale_init", False, "After masking, scale each unit's kept incoming weights by "
+                      "sqrt(fan_in / kept fan_in) so its pre-activation variance is the dense one "
+                      "(data-free; still pruning at init; label +rescale).")
 
 
 _REMEDY_FLAGS = ("allocation", "min_layer_density", "prune_iterations", "synflow_iterations", "vae_score",
-                 "warmup_steps", "warmup_rewind", "warmup_batch")
+                 "warmup_steps", "warmup_rewind", "warmup_batch", "rescale_init")
 
 
 def parse_ints(values: Sequence[str], flag: str) -> Tuple[int, ...]:

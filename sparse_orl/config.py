@@ -71,6 +71,9 @@ class PruneConfig:
       MSE(decode(s, z_prior), a), z from the clipped prior.
     - ``warmup_steps``: masks scored after N dense training steps (no longer
       pruning at init); ``warmup_rewind`` applies them to the initial weights.
+    - ``rescale_init``: after masking, each unit's kept incoming weights are scaled
+      by √(fan_in / kept fan_in), restoring the dense pre-activation variance
+      (per-unit sparse init, Evci et al. 2022). Data-free: still pruning at init.
     """
 
     pruner: str = "none"
@@ -84,6 +87,7 @@ class PruneConfig:
     warmup_steps: int = 0
     warmup_rewind: bool = True
     warmup_batch: int = 100
+    rescale_init: bool = False
 
     def __post_init__(self):
         if self.pruner not in PRUNERS:
@@ -118,7 +122,7 @@ class PruneConfig:
         """Options that make sense for ``pruner`` (others are refused)."""
         if pruner == "none":
             return ()
-        out = ["allocation", "min_layer_density", "warmup_steps", "warmup_rewind", "warmup_batch"]
+        out = ["allocation", "min_layer_density", "warmup_steps", "warmup_rewind", "warmup_batch", "rescale_init"]
         if pruner in ("snip", "grasp"):
             out += ["prune_iterations", "vae_score"]
         if pruner == "synflow":
@@ -161,6 +165,8 @@ class PruneConfig:
             if self.warmup_batch != REMEDY_DEFAULTS["warmup_batch"]:
                 w += f"b{self.warmup_batch}"
             parts.append(w + ("" if self.warmup_rewind else "-norewind"))
+        if self.rescale_init:
+            parts.append("rescale")
         return "+".join(parts)
 
     @property
@@ -177,4 +183,5 @@ REMEDY_DEFAULTS = {
     "warmup_steps": 0,
     "warmup_rewind": True,
     "warmup_batch": 100,
+    "rescale_init": False,
 }

@@ -227,3 +227,41 @@ def test_labels_and_validation():
     p = PruneConfig.for_pruner("random", prune_iterations=3, allocation="erk")
     assert p.label == "random+erk"
     assert PruneConfig.for_pruner("none", allocation="erk", warmup_steps=5).label == "none"
+
+
+def test_fan_in_rescale_restores_dense_preactivation_variance():
+    rng = np.random.default_rng(0)
+    n, units = 400, 300
+    kernel = jnp.asarray(rng.uniform(-1, 1, size=(n, units)) / math.sqrt(n), jnp.float32)
+    mask = jnp.asarray(rng.uniform(size=(n, units)) < 0.05, jnp.float32)
+    params = {"k": kernel, "b": jnp.ones(units)}
+    masks = {"k": mask, "b": jnp.ones(units)}
+    out = pruning.fan_in_rescale(params, masks)
+    kept = np.asarray(mask).sum(0)
+    expect = np.asarray(kernel * mask) * np.sqrt(n / np.maximum(kept, 1))
+    np.testing.assert_allclose(np.asarray(out["k"]), expect, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(out["b"]), np.ones(units))
+    assert np.all(np.asarray(out["k"])[np.asarray(mask) == 0] == 0)
+    # pre-activation variance of unit inputs x ~ N(0, 1): dense ≈ masked-and-rescaled, masked alone ≈ 5% of it
+    x = rng.normal(size=(2000, n)).astype(np.float32)
+    var = lambda w: float(np.mean(np.var(x @ np.asarray(w), axis=0)))
+    dense, masked, rescaled = var(kernel), var(kernel * mask), var(out["k"])
+    assert abs(rescaled / dense - 1) < 0.1 and masked / dense < 0.08
+
+
+def test_rescale_init_in_agent_init_label_and_zeros():
+    agent = make_agent(VAE_ONLY, OBS, ACT, 1.0)
+    data = _data()
+    key = jax.random.PRNGKey(0)
+    plain, resc = jax.jit(lambda: tuple(agent.init(key, data, p, 0.9) for p in (
+        PruneConfig("random"), PruneConfig("random", rescale_init=True))))()
+    for layer, leaves in plain.params["vae"].items():
+        m = np.asarray(plain.masks["vae"][layer]["kernel"])
+        np.testing.assert_array_equal(m, np.asarray(resc.masks["vae"][layer]["kernel"]))
+        k_plain, k_resc = np.asarray(leaves["kernel"]), np.asarray(resc.params["vae"][layer]["kernel"])
+        assert np.all(k_resc[m == 0] == 0)
+        kept = m.sum(0)
+        np.testing.assert_allclose(k_resc, k_plain * np.sqrt(m.shape[0] / np.maximum(kept, 1)), rtol=1e-5)
+        np.testing.assert_array_equal(np.asarray(leaves["bias"]), np.asarray(resc.params["vae"][layer]["bias"]))
+    assert PruneConfig("random", allocation="erk", rescale_init=True).label == "random+erk+rescale"
+    assert PruneConfig.for_pruner("none", rescale_init=True).label == "none"

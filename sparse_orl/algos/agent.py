@@ -331,6 +331,8 @@ class Agent:
                 params = score_params
         masks = self.compute_masks(score_params, data, prune, sparsity, k_prune, obs_mean, obs_std)
         params = _mul(params, masks)
+        if prune.rescale_init:
+            params = pruning.fan_in_rescale(params, masks)
         targets = {k: params[k] for k in ("actor", "critic") if k in params}
         opt_state = {k: self.tx.init(v) for k, v in params.items()}
         return AgentState(params, targets, masks, opt_state, obs_mean, obs_std, jnp.zeros((), jnp.int32))

@@ -19,6 +19,7 @@ from sparse_orl.pruning.masks import (
     ones_like_masks,
 )
 from sparse_orl.pruning.report import format_report, layer_report, masks_report
+from sparse_orl.pruning.rescale import fan_in_rescale
 from sparse_orl.pruning.scores import (
     grasp_scores,
     hessian_gradient_product,
@@ -35,6 +36,7 @@ from sparse_orl.pruning.synflow import (
 )
 
 __all__ = [
+    "fan_in_rescale",
     "ALLOCATIONS", "allocate_masks", "erk_counts", "exclude_pruned", "exponential_schedule",
     "iterative_masks", "kept_count", "within_layer_rank",
     "check_paths_cover", "mlp_paths", "sequential_paths", "synaptic_flow", "synflow_scores",
