@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 ALGOS = ("bcq", "bc")
 PRUNERS = ("none", "snip", "grasp", "random", "magnitude", "synflow")
@@ -185,3 +185,14 @@ REMEDY_DEFAULTS = {
     "warmup_batch": 100,
     "rescale_init": False,
 }
+
+
+def canonical_prune_dict(d: Dict) -> Dict:
+    """A PruneConfig as a dict without the remedy options at their defaults.
+
+    What sweeps record and hash: a library upgrade that adds a remedy option
+    (with a default that changes nothing) leaves old sweep files and program
+    names valid.
+    """
+    return {k: v for k, v in d.items() if not (k in REMEDY_DEFAULTS and v == REMEDY_DEFAULTS[k])}
+

@@ -39,8 +39,11 @@ import socket
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import jax
+import numpy as np
+
 from sparse_orl import pruning
-from sparse_orl.config import AgentConfig, PruneConfig
+from sparse_orl.config import AgentConfig, PruneConfig, canonical_prune_dict
 from sparse_orl.experiment import ExperimentConfig, run_experiment
 from sparse_orl.io_utils import atomic_write_json, atomic_write_text, read_json
 
@@ -105,6 +108,7 @@ class SweepConfig:
         """What ``sweep.json`` records: everything but the workdir."""
         d = json.loads(json.dumps(dataclasses.asdict(self)))
         d.pop("workdir")
+        d["prunes"] = [canonical_prune_dict(p) for p in d["prunes"]]
         return d
 
 
@@ -190,6 +194,7 @@ def plan(sweep: SweepConfig) -> List[Program]:
                     checkpoint_every=sweep.checkpoint_every, eval_max_episode_steps=sweep.eval_max_episode_steps)
                 body = cfg.to_dict()
                 body.pop("workdir")
+                body["prunes"] = [canonical_prune_dict(p) for p in body["prunes"]]
                 digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
                 part = f"_p{i + 1}of{len(parts)}" if len(parts) > 1 else ""
                 name = f"{algo_label(agent)}_{_slug(dataset)}{part}_{digest}"
@@ -223,6 +228,9 @@ def check_sweep_workdir(sweep: SweepConfig, write: bool = True) -> bool:
     try:
         if os.path.exists(path):
             old = read_json(path, "sweep grid file")
+            if isinstance(old, dict) and isinstance(old.get("grid"), dict) and isinstance(old["grid"].get("prunes"), list):
+                old["grid"]["prunes"] = [canonical_prune_dict(p) if isinstance(p, dict) else p
+                                         for p in old["grid"]["prunes"]]
             if old != new:
                 og, ng = old.get("grid", {}) if isinstance(old, dict) else {}, new["grid"]
                 diff = sorted(k for k in set(og) | set(ng) if og.get(k) != ng.get(k)) or ["version"]
@@ -343,6 +351,45 @@ def _describe_runs(cfg: ExperimentConfig) -> str:
     return f"({' + '.join(parts)}) x seeds {seeds}"
 
 
+_SKIP_DONE, _SKIP_LOCKED, _RUN = 0, 1, 2
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
+def _process0_decides(value: int) -> int:
+    """Process 0's ``value`` on every process (the identity with one process). A collective."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
+def _claim(p: "Program", lock: "_FileLock", log: Log) -> int:
+    """Whether this job runs program ``p``: skip it (done, or another job holds its lock) or
+    run it, holding ``lock``. A corrupt ``summary.json`` is moved aside (rebuilt from checkpoints)."""
+    if program_status(p) == "done":
+        log(f"[{p.name}] complete; skipping")
+        return _SKIP_DONE
+    if not lock.acquire():
+        log(f"[{p.name}] locked by {lock.holder()}; skipping (another job is running it)")
+        return _SKIP_LOCKED
+    status = program_status(p)  # again, under the lock: another job may have finished it
+    if status == "done":
+        lock.release()
+        log(f"[{p.name}] complete; skipping")
+        return _SKIP_DONE
+    if status == "corrupt":
+        bad = os.path.join(p.workdir, "summary.json")
+        aside = f"{bad}.corrupt-{int(time.time())}"
+        os.replace(bad, aside)
+        log(f"[{p.name}] WARNING: summary.json was corrupt or truncated; moved to {aside}, "
+            "rebuilding it from the checkpoints")
+    return _RUN
+
+
 # ---- running --------------------------------------------------------------------------------
 def run_sweep(sweep: SweepConfig, num_shards: int = 1, shard_index: int = 0, log: Log = print,
               dry_run: bool = False, estimate: bool = True) -> Dict:
@@ -356,33 +403,29 @@ def run_sweep(sweep: SweepConfig, num_shards: int = 1, shard_index: int = 0, log
         log(format_plan(sweep, programs, num_shards, shard_index,
                         estimate_programs(mine, log) if estimate and mine else None))
         return {"ran": [], "done": [], "locked": [], "results": None}
-    check_sweep_workdir(sweep, write=True)
+    # several processes (--distributed) run every program together: process 0 alone takes
+    # the locks, writes and logs, and its decisions are broadcast so all processes agree
+    main = jax.process_index() == 0
+    if not main:
+        log = _silent
+    check_sweep_workdir(sweep, write=main)
     total_runs = sum(p.num_runs for p in programs)
     log(f"sweep {sweep.workdir}: {len(programs)} program(s), {total_runs} runs; shard {shard_index}/{num_shards} "
         f"has {len(mine)}")
     out = {"ran": [], "done": [], "locked": [], "results": None}
     for p in mine:
-        if program_status(p) == "done":
-            log(f"[{p.name}] complete; skipping")
+        lock = program_lock(sweep.workdir, p.name)
+        decision = _SKIP_DONE
+        if main:
+            decision = _claim(p, lock, log)
+        decision = _process0_decides(decision)
+        if decision == _SKIP_DONE:
             out["done"].append(p.name)
             continue
-        lock = program_lock(sweep.workdir, p.name)
-        if not lock.acquire():
-            log(f"[{p.name}] locked by {lock.holder()}; skipping (another job is running it)")
+        if decision == _SKIP_LOCKED:
             out["locked"].append(p.name)
             continue
         try:
-            status = program_status(p)  # again, under the lock: another job may have finished it
-            if status == "done":
-                log(f"[{p.name}] complete; skipping")
-                out["done"].append(p.name)
-                continue
-            if status == "corrupt":
-                bad = os.path.join(p.workdir, "summary.json")
-                aside = f"{bad}.corrupt-{int(time.time())}"
-                os.replace(bad, aside)
-                log(f"[{p.name}] WARNING: summary.json was corrupt or truncated; moved to {aside}, "
-                    "rebuilding it from the checkpoints")
             log(f"[{p.name}] {p.num_runs} runs {_describe_runs(p.config)}"
                 + (f"; resuming (checkpoints at steps {checkpoint_steps(p.workdir)})"
                    if checkpoint_steps(p.workdir) else ""))
@@ -390,6 +433,8 @@ def run_sweep(sweep: SweepConfig, num_shards: int = 1, shard_index: int = 0, log
             out["ran"].append(p.name)
         finally:
             lock.release()
+    if not main:
+        return out
     statuses = {p.name: program_status(p) for p in programs}
     unfinished = [n for n, s in statuses.items() if s != "done"]
     if unfinished:

@@ -59,12 +59,12 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _start(workdir, flag_args, devices, minari_root, cwd):
+def _start(workdir, flag_args, devices, minari_root, cwd, script=SCRIPT):
     env = dict(os.environ, JAX_PLATFORMS="cpu", MINARI_DATASETS_PATH=str(minari_root))
     flags_ = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
     env["XLA_FLAGS"] = " ".join(flags_ + [f"--xla_force_host_platform_device_count={devices}"])
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(workdir), TINY_ID, *flag_args],
+    return subprocess.Popen([sys.executable, "-c", script, str(workdir), TINY_ID, *flag_args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(cwd))
 
 
@@ -135,6 +135,47 @@ def test_two_processes_match_one_process(tiny_minari_root, tmp_path):
                     np.testing.assert_array_equal(x[part]["vae"][layer][name], y[part]["vae"][layer][name],
                                                   err_msg=f"{part} {layer} {name}")
         np.testing.assert_array_equal(x["obs_mean"], y["obs_mean"])
+
+
+SWEEP_SCRIPT = textwrap.dedent(r"""
+    import json, sys
+    import jax
+    from absl import flags
+    from launch import common
+
+    workdir, dataset = sys.argv[1], sys.argv[2]
+    common.define_distributed_flags()
+    flags.FLAGS(["worker"] + sys.argv[3:])
+    common.init_distributed(flags.FLAGS)
+    from sparse_orl.config import AgentConfig, PruneConfig
+    from sparse_orl import sweep as sw
+
+    cfg = sw.SweepConfig(
+        workdir=workdir, datasets=(dataset,), agents=(AgentConfig(algo="bc", vae_only=True, vae_hidden=(16, 16)),),
+        prunes=(PruneConfig("none"), PruneConfig("random")), sparsities=(0.5, 0.9), seeds=(0,), steps=10,
+        batch_size=16, eval_every=10, eval_episodes=1, checkpoint_every=10, eval_max_episode_steps=5,
+        max_runs_per_program=2)
+    logs = []
+    out = sw.run_sweep(cfg, log=logs.append)
+    again = sw.run_sweep(cfg, log=logs.append)  # everything done: every process skips every program
+    print("INFO " + json.dumps({"process": jax.process_index(), "out": out, "again": again, "logs": logs}), flush=True)
+""")
+
+
+def test_two_process_sweep_runs_every_program_together(tiny_minari_root, tmp_path):
+    """Only process 0 takes the program locks; its decisions are broadcast, so neither process
+    skips a program the other runs (which would hang both in the first collective)."""
+    addr = f"127.0.0.1:{_free_port()}"
+    procs = [_start(tmp_path / "sweep", ["--distributed", f"--coordinator_address={addr}", "--num_processes=2",
+                                         f"--process_id={i}"], 2, tiny_minari_root, tmp_path, script=SWEEP_SCRIPT)
+             for i in range(2)]
+    p0, p1 = _finish_all(procs)
+    assert len(p0["out"]["ran"]) == 2 and p1["out"]["ran"] == p0["out"]["ran"]  # 3 runs, at most 2 per program
+    assert p0["out"]["locked"] == p1["out"]["locked"] == []
+    assert sorted(p0["again"]["done"]) == sorted(p1["again"]["done"]) == sorted(p0["out"]["ran"])
+    assert p1["logs"] == [] and p0["out"]["results"] is not None
+    rows = read_jsonl(tmp_path / "sweep" / "results.jsonl")
+    assert sorted((r["pruner"], r["sparsity"]) for r in rows) == [("none", 0.0), ("random", 0.5), ("random", 0.9)]
 
 
 def test_cluster_flags_need_distributed(tmp_path):
