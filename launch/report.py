@@ -12,7 +12,7 @@ from launch import common
 from sparse_orl import reporting
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A sweep workdir (sweep.json) or a single launch.train workdir (summary.json).")
+flags.DEFINE_list("workdir", None, "A sweep workdir (sweep.json) or a launch.train workdir (summary.json); a comma list merges several into one report (needs --out).")
 flags.DEFINE_string("out", None, "Output folder (default: <workdir>/report).")
 flags.DEFINE_float("layer_sparsity", 0.95, "Sparsity level of the weights-per-layer figure (nearest level if absent).")
 flags.DEFINE_float("table_sparsity", 0.95, "Sparsity level of Table 1 (nearest level if absent).")

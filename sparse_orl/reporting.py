@@ -98,6 +98,9 @@ def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
     rows, diverged, layers, size_rows = [], [], [], []
     for name, path, summary in programs:
         r, d = sweep_lib.rows_from_summary(summary, name)
+        for row in r:
+            if row["sparsity"] == 0.0:  # any pruner at sparsity 0 keeps every weight: the dense run
+                row["pruner"] = "none"
         rows += r
         diverged += d
         agent = summary["config"]["agent"]
@@ -125,6 +128,32 @@ def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
                                           seed=run["seed"], net=net, **row))
     return {"kind": kind, "workdir": workdir, "rows": rows, "diverged": diverged, "layers": layers,
             "sizes": size_rows, "unfinished": unfinished, "info": info}
+
+
+def load_many(workdirs: Sequence[str], log: Log = print, sizes: bool = True) -> Dict:
+    """:func:`load_data` of several workdirs (sweeps or launch.train workdirs), merged.
+
+    Lets one report compare experiments that could not share a program (e.g. pruning
+    methods with different remedy flags). The same (algo, dataset, pruner, sparsity,
+    seed) in two workdirs is an error naming both, never a silent double count.
+    """
+    if len(workdirs) == 1:
+        return load_data(workdirs[0], log, sizes)
+    parts = [load_data(w, log, sizes) for w in workdirs]
+    owner: Dict[Tuple, str] = {}
+    for w, d in zip(workdirs, parts):
+        for r in d["rows"]:
+            k = (r["algo"], r["vae_only"], r["dataset"], r["pruner"], r["sparsity"], r["seed"])
+            if owner.setdefault(k, w) != w:
+                raise ValueError(f"run {k[3]} sparsity {k[4]} seed {k[5]} ({k[0]} on {k[2]}) is in both "
+                                 f"{owner[k]} and {w}: report them separately")
+    infos = [d["info"] for d in parts]
+    info = {k: sorted({str(i.get(k)) for i in infos}) for k in infos[0]}
+    info = {k: (v[0] if len(v) == 1 else " / ".join(v)) for k, v in info.items()}
+    return {"kind": "several", "workdir": ", ".join(workdirs),
+            "rows": [r for d in parts for r in d["rows"]], "diverged": [x for d in parts for x in d["diverged"]],
+            "layers": [x for d in parts for x in d["layers"]], "sizes": [x for d in parts for x in d["sizes"]],
+            "unfinished": [x for d in parts for x in d["unfinished"]], "info": info}
 
 
 def final_scores(rows: Sequence[Dict]) -> Dict[Tuple, Dict[int, float]]:
@@ -380,6 +409,10 @@ def plot_storage(sizes: Sequence[Dict], out_dir: str) -> List[str]:
 
 
 # ---- markdown ----------------------------------------------------------------------------------
+def _num(x) -> str:
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
 def _fmt(x: Optional[float], nd: int = 1) -> str:
     return "n/a" if x is None else f"{x:.{nd}f}"
 
@@ -421,15 +454,22 @@ def storage_table(sizes: Sequence[Dict], sparsity: float = 0.95) -> Tuple[List[s
     return lines, level
 
 
-def make_report(workdir: str, out_dir: Optional[str] = None, layer_sparsity: float = 0.95,
+def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 0.95,
                 table_sparsity: float = 0.95, log: Log = print) -> Dict:
     """Write the PNGs and ``report.md`` for ``workdir`` into ``out_dir`` (default ``<workdir>/report``).
 
+    ``workdir`` may be a sequence of workdirs, merged into one report (``out_dir`` required).
     Returns {"dir", "markdown", "pngs"}.
     """
-    out_dir = out_dir or os.path.join(workdir, "report")
+    workdirs = [workdir] if isinstance(workdir, str) else list(workdir)
+    if not workdirs:
+        raise ValueError("--workdir is empty")
+    if len(workdirs) > 1 and not out_dir:
+        raise ValueError("--out is required when --workdir lists several workdirs")
+    out_dir = out_dir or os.path.join(workdirs[0], "report")
     os.makedirs(out_dir, exist_ok=True)
-    data = load_data(workdir, log)
+    data = load_many(workdirs, log)
+    workdir = data["workdir"]
     rows = data["rows"]
     if not rows:
         raise ValueError(f"{workdir} has no evaluations to report (finished runs with --eval_episodes > 0)")
@@ -437,17 +477,19 @@ def make_report(workdir: str, out_dir: Optional[str] = None, layer_sparsity: flo
     pngs += plot_layers(data["layers"], out_dir, layer_sparsity, log)
     pngs += plot_storage(data["sizes"], out_dir)
     info = data["info"]
-    md = [f"# Report: `{os.path.abspath(workdir)}`", ""]
-    md.append(f"{'Sweep' if data['kind'] == 'sweep' else 'Single experiment'}: {info.get('steps'):,} steps per run, "
-              f"seeds {info.get('seeds')}, evaluation every {info.get('eval_every'):,} steps over "
+    md = [f"# Report: `{', '.join(os.path.abspath(w) for w in workdirs)}`", ""]
+    kind = {"sweep": "Sweep", "single": "Single experiment", "several": f"{len(workdirs)} experiments"}[data["kind"]]
+    md.append(f"{kind}: {_num(info.get('steps'))} steps per run, "
+              f"seeds {info.get('seeds')}, evaluation every {_num(info.get('eval_every'))} steps over "
               f"{info.get('eval_episodes')} episodes"
               + (f" capped at {info['eval_max_episode_steps']} steps" if info.get("eval_max_episode_steps") else "")
               + ".")
-    commands = os.path.join(workdir, "commands.log")
-    if os.path.exists(commands):
-        with open(commands, encoding="utf-8") as f:
-            cmds = [l.rstrip("\n") for l in f if l.strip()]
-        md += ["", "Commands run on this workdir:", "", "```"] + cmds[-5:] + ["```"]
+    for w in workdirs:
+        commands = os.path.join(w, "commands.log")
+        if os.path.exists(commands):
+            with open(commands, encoding="utf-8") as f:
+                cmds = [l.rstrip("\n") for l in f if l.strip()]
+            md += ["", f"Commands run on `{w}`:", "", "```"] + cmds[-5:] + ["```"]
     if data["unfinished"]:
         md += ["", f"**Unfinished programs, left out:** {', '.join(data['unfinished'])}"]
     md += ["", "## Final scores", "",

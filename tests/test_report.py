@@ -25,7 +25,8 @@ def finished_sweep(tiny_minari_root, tmp_path_factory):
             workdir=str(tmp / "sweep"), datasets=(TINY_ID,),
             agents=(AgentConfig(algo="bc", vae_only=True, vae_hidden=(16,)),),
             prunes=(PruneConfig("none"), PruneConfig("snip")), sparsities=(0.9, 0.95), seeds=(0, 1),
-            steps=20, eval_every=10, checkpoint_every=20, eval_episodes=2, eval_max_episode_steps=8, batch_size=16)
+            steps=20, eval_every=10, checkpoint_every=20, eval_episodes=2, eval_max_episode_steps=8, batch_size=16,
+            max_runs_per_program=3)  # 6 runs in 2 programs (the merged-workdirs test reports them separately)
         out = sw.run_sweep(sweep, log=lambda m: None)
         assert out["results"]
     finally:
@@ -68,7 +69,7 @@ def test_report_on_a_sweep_makes_pngs_and_tables(finished_sweep, tmp_path):
 
 
 def test_report_on_a_single_train_workdir(finished_sweep, tmp_path):
-    (program,) = sw.plan(sw.load_sweep(finished_sweep))
+    program = [p for p in sw.plan(sw.load_sweep(finished_sweep)) if "snip" in [c.pruner for c in p.config.prunes]][0]
     out = reporting.make_report(program.workdir, str(tmp_path / "single"), log=lambda m: None)
     assert len(out["pngs"]) == 4
     assert "Single experiment" in open(out["markdown"]).read()
@@ -86,3 +87,21 @@ def test_confidence_interval_and_one_seed():
 def test_report_refuses_a_folder_without_results(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a sweep workdir"):
         reporting.make_report(str(tmp_path))
+
+
+def test_report_merges_program_workdirs_and_refuses_double_counting(finished_sweep, tmp_path):
+    """The sweep's programs, given as separate workdirs, make the same report rows as the sweep."""
+    progs = sorted(os.path.join(finished_sweep, "programs", d) for d in os.listdir(os.path.join(finished_sweep, "programs")))
+    assert len(progs) == 2
+    quiet = lambda m: None  # noqa: E731
+    single = reporting.load_data(finished_sweep, log=quiet, sizes=False)
+    merged = reporting.load_many(progs, log=quiet, sizes=False)
+    key = lambda r: (r["pruner"], r["sparsity"], r["seed"], r["step"], r["normalized_score"])  # noqa: E731
+    assert sorted(map(key, merged["rows"])) == sorted(map(key, single["rows"])) and len(single["rows"]) == 12
+    out = reporting.make_report(progs, str(tmp_path / "merged"), log=quiet)
+    md = open(out["markdown"]).read()
+    assert "2 experiments" in md and "| SNIP | 95% | 2 |" in md
+    with pytest.raises(ValueError, match="is in both"):
+        reporting.load_many([finished_sweep, progs[0]], log=quiet, sizes=False)
+    with pytest.raises(ValueError, match="--out is required"):
+        reporting.make_report(progs, None, log=quiet)
