@@ -122,7 +122,7 @@ def _provenance(info) -> Dict:
     } | ({"processes": jax.process_count()} if jax.process_count() > 1 else {})
 
 
-def _comparable(d: Dict) -> Dict:
+def comparable_config(d: Dict) -> Dict:
     """A config dict as compared on resume: the workdir path itself is left out (a moved
     workdir still resumes) and pruning options missing from an older config take their
     defaults (a library upgrade that adds an option still resumes)."""
@@ -138,8 +138,8 @@ def check_workdir(workdir: str, config: ExperimentConfig, write: bool = True) ->
     path = os.path.join(workdir, "config.json")
     new = config.to_dict()
     if os.path.exists(path):
-        old = _comparable(read_json(path, "workdir config"))
-        if old != _comparable(new):
+        old = comparable_config(read_json(path, "workdir config"))
+        if old != comparable_config(new):
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
             raise ValueError(

@@ -44,7 +44,7 @@ import numpy as np
 
 from sparse_orl import pruning
 from sparse_orl.config import AgentConfig, PruneConfig, canonical_prune_dict
-from sparse_orl.experiment import ExperimentConfig, run_experiment
+from sparse_orl.experiment import ExperimentConfig, comparable_config, run_experiment
 from sparse_orl.io_utils import atomic_write_json, atomic_write_text, read_json
 
 SWEEP_FILE = "sweep.json"
@@ -180,6 +180,29 @@ def split_runs(prunes: Sequence[PruneConfig], seeds: Sequence[int], sparsities: 
     return out
 
 
+def _existing_program(sweep_workdir: str, prefix: str, cfg: ExperimentConfig) -> Optional[str]:
+    """Name of a program folder already in the sweep that holds ``cfg`` under another hash.
+
+    Program names hash the config; a folder written by a version that hashed it
+    differently (e.g. before a remedy option was added) is found by its
+    ``config.json`` instead, so upgrading the library never restarts a sweep.
+    """
+    folder = os.path.join(sweep_workdir, "programs")
+    if not sweep_workdir or not os.path.isdir(folder):
+        return None
+    want = comparable_config(cfg.to_dict())
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry, "config.json")
+        if not entry.startswith(prefix) or not os.path.exists(path):
+            continue
+        try:
+            if comparable_config(read_json(path, "program config")) == want:
+                return entry
+        except ValueError:
+            continue
+    return None
+
+
 def plan(sweep: SweepConfig) -> List[Program]:
     """The programs of ``sweep``, in a stable order (algos, then datasets, then parts)."""
     programs: List[Program] = []
@@ -197,7 +220,8 @@ def plan(sweep: SweepConfig) -> List[Program]:
                 body["prunes"] = [canonical_prune_dict(p) for p in body["prunes"]]
                 digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
                 part = f"_p{i + 1}of{len(parts)}" if len(parts) > 1 else ""
-                name = f"{algo_label(agent)}_{_slug(dataset)}{part}_{digest}"
+                prefix = f"{algo_label(agent)}_{_slug(dataset)}{part}_"
+                name = _existing_program(sweep.workdir, prefix, cfg) or prefix + digest
                 cfg = dataclasses.replace(cfg, workdir=os.path.join(sweep.workdir, "programs", name))
                 programs.append(Program(name, len(programs), agent.algo, dataset, cfg))
     return programs

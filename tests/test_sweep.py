@@ -216,3 +216,19 @@ def test_corrupt_results_and_summary_files(killed_and_straight, tmp_path):
         f.truncate(100)
     with pytest.raises(ValueError, match=r"summary .*summary\.json is corrupt or truncated"):
         sw.collect_results(wd, log=lambda m: None)
+
+
+def test_program_folders_named_by_an_older_hash_are_found(killed_and_straight, tmp_path):
+    """A library upgrade that hashes program configs differently must not restart a finished sweep:
+    program folders are found by their config.json."""
+    wd = tmp_path / "renamed"
+    shutil.copytree(k_straight := killed_and_straight["straight"], wd)
+    for folder in sorted((wd / "programs").iterdir()):
+        folder.rename(folder.with_name(folder.name.rsplit("_", 1)[0] + "_0123456789"))  # an "old" hash
+    sweep = sw.load_sweep(str(wd))
+    names = [p.name for p in sw.plan(sweep)]
+    assert all(n.endswith("_0123456789") for n in names) and len(names) == 2
+    out = sw.run_sweep(sweep, log=lambda m: None)
+    assert sorted(out["done"]) == sorted(names) and out["ran"] == []
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "program"} for r in rows]  # noqa: E731
+    assert strip(sw.load_results(str(wd))) == strip(sw.load_results(str(k_straight)))
