@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Tuple
 
 from absl import flags
 
-from sparse_orl.config import ALGOS, COMPUTE_DTYPES, INIT_SCHEMES, PRUNERS, AgentConfig, PruneConfig
+from sparse_orl.config import ALGOS, COMPUTE_DTYPES, INIT_SCHEMES, PRUNER_PRESETS, PRUNERS, AgentConfig, PruneConfig
 
 
 def define_agent_flags() -> None:
@@ -28,6 +28,7 @@ def define_prune_flags() -> None:
     from sparse_orl.config import ALLOCATIONS, VAE_SCORES
 
     flags.DEFINE_list("pruner", ["snip"], f"How to choose masks at initialization: one of {list(PRUNERS)}, "
+                      "or erk_random (= random --allocation=erk, the recommended method at high sparsity), "
                       "or a comma list to train several methods side by side in one program.")
     flags.DEFINE_integer("snip_batch", 100, "Transitions in the SNIP (and random/magnitude) scoring batch.")
     flags.DEFINE_integer("grasp_batch", 200, "Transitions in the GraSP scoring batch.")
@@ -93,16 +94,21 @@ def prune_config_from_flags(FLAGS, pruner: Optional[str] = None) -> PruneConfig:
     random+erk); a remedy flag that no listed method takes is an error.
     """
     name = pruner or FLAGS.pruner[0]
+    base, preset = PRUNER_PRESETS.get(name, (name, {}))
     options = {f: getattr(FLAGS, f) for f in _REMEDY_FLAGS if f in FLAGS}
-    listed = [name]
+    for f, v in preset.items():
+        if FLAGS[f].present and options[f] != v:
+            raise ValueError(f"--pruner={name} means --pruner={base} --{f}={v}; it conflicts with --{f}={options[f]}")
+        options[f] = v
+    listed = [base]
     for list_flag in ("pruner", "pruners"):  # launch.train's --pruner, launch.sweep's --pruners
         if list_flag in FLAGS and FLAGS[list_flag].present:
-            listed += [p.strip() for p in getattr(FLAGS, list_flag) if p.strip()]
+            listed += [PRUNER_PRESETS.get(p.strip(), (p.strip(),))[0] for p in getattr(FLAGS, list_flag) if p.strip()]
     for f, v in options.items():
         if FLAGS[f].present and v != FLAGS[f].default and not any(
                 f in PruneConfig.applicable_remedies(p) for p in listed):
             raise ValueError(f"--{f} does not apply to --pruner={','.join(dict.fromkeys(listed))}")
-    return PruneConfig.for_pruner(name, snip_batch=FLAGS.snip_batch, grasp_batch=FLAGS.grasp_batch, **options)
+    return PruneConfig.for_pruner(base, snip_batch=FLAGS.snip_batch, grasp_batch=FLAGS.grasp_batch, **options)
 
 
 def prune_configs_from_flags(FLAGS) -> Tuple[PruneConfig, ...]:

@@ -31,7 +31,8 @@ common.define_prune_flags()
 common.define_distributed_flags()
 flags.DEFINE_list("algos", ["bcq", "bc"], f"Algorithms, comma list of {', '.join(ALGOS)}.")
 flags.DEFINE_list("pruners", ["none", "snip", "grasp", "random", "magnitude"],
-                  "Pruning methods, comma list ('none' = dense, trained once per seed).")
+                  "Pruning methods, comma list ('none' = dense, trained once per seed; 'erk_random' = random "
+                  "--allocation=erk, the recommended method at high sparsity).")
 flags.DEFINE_list("sparsities", ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "0.95", "0.98",
                                  "0.99"], "Sparsity levels (fraction of prunable weights removed), comma list.")
 flags.DEFINE_list("datasets", None, "Minari dataset ids (or D4RL .hdf5 paths), comma list.")

@@ -6,6 +6,10 @@ from typing import Dict, Optional, Tuple
 
 ALGOS = ("bcq", "bc")
 PRUNERS = ("none", "snip", "grasp", "random", "magnitude", "synflow")
+# Named recipes: a pruner name that stands for a base pruner with remedy options set.
+# "erk_random": random ranking inside each layer, per-layer budget by Erdős–Rényi-Kernel
+# (Evci et al. 2020) -- the recommended pruning at init on the data measured (BUILD_NOTES, issue 5).
+PRUNER_PRESETS = {"erk_random": ("random", {"allocation": "erk"})}
 ALLOCATIONS = ("global", "erk", "uniform")
 VAE_SCORES = ("train", "acting")
 INIT_SCHEMES = ("torch", "flax")

@@ -265,3 +265,35 @@ def test_rescale_init_in_agent_init_label_and_zeros():
         np.testing.assert_array_equal(np.asarray(leaves["bias"]), np.asarray(resc.params["vae"][layer]["bias"]))
     assert PruneConfig("random", allocation="erk", rescale_init=True).label == "random+erk+rescale"
     assert PruneConfig.for_pruner("none", rescale_init=True).label == "none"
+
+
+def test_erk_random_preset_flag():
+    """--pruner=erk_random is one flag for random ranking with the ERK budget (the recommendation)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    repo = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+    script = textwrap.dedent("""
+        import sys
+        from absl import flags
+        from launch import common
+        common.define_prune_flags()
+        flags.FLAGS(["x"] + sys.argv[1:])
+        try:
+            print("LABELS", [p.label for p in common.prune_configs_from_flags(flags.FLAGS)])
+        except ValueError as e:
+            print("ERROR", e)
+    """)
+
+    def run(*args):
+        out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=repo,
+                             env=dict(__import__("os").environ, PYTHONPATH=repo))
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip().splitlines()[-1]
+
+    assert run("--pruner=none,random,erk_random,snip") == "LABELS ['none', 'random', 'random+erk', 'snip']"
+    assert run("--pruner=erk_random", "--allocation=erk") == "LABELS ['random+erk']"
+    assert run("--pruner=erk_random", "--min_layer_density=0.01") == "LABELS ['random+erk+floor0.01']"
+    err = run("--pruner=erk_random", "--allocation=uniform")
+    assert err.startswith("ERROR --pruner=erk_random means --pruner=random --allocation=erk"), err
