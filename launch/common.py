@@ -145,7 +145,11 @@ def init_distributed(FLAGS) -> None:
         return
     import jax
 
-    jax.distributed.initialize(**given)
+    try:
+        jax.distributed.initialize(**given)
+    except (RuntimeError, ValueError) as e:  # e.g. no cluster to auto-detect outside TPU/Slurm
+        hint = "" if given else " (outside Cloud TPU / Slurm give --coordinator_address, --num_processes, --process_id)"
+        raise ValueError(f"--distributed: jax.distributed.initialize() failed: {e}{hint}") from None
 
 
 def fail(message: str) -> None:

@@ -221,7 +221,9 @@ def plan(sweep: SweepConfig) -> List[Program]:
                 digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
                 part = f"_p{i + 1}of{len(parts)}" if len(parts) > 1 else ""
                 prefix = f"{algo_label(agent)}_{_slug(dataset)}{part}_"
-                name = _existing_program(sweep.workdir, prefix, cfg) or prefix + digest
+                name = prefix + digest
+                if sweep.workdir and not os.path.isdir(os.path.join(sweep.workdir, "programs", name)):
+                    name = _existing_program(sweep.workdir, prefix, cfg) or name  # written under an older hash
                 cfg = dataclasses.replace(cfg, workdir=os.path.join(sweep.workdir, "programs", name))
                 programs.append(Program(name, len(programs), agent.algo, dataset, cfg))
     return programs

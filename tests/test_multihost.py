@@ -185,3 +185,12 @@ def test_cluster_flags_need_distributed(tmp_path):
                          timeout=120)
     assert out.returncode == 2 and "--process_id needs --distributed" in out.stderr
     assert not (tmp_path / "wd").exists()
+
+
+def test_distributed_without_a_cluster_is_a_clear_error(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-m", "launch.train", "--distributed", f"--dataset={TINY_ID}",
+                          f"--workdir={tmp_path / 'wd'}"], capture_output=True, text=True, env=env, cwd=REPO,
+                         timeout=120)
+    assert out.returncode == 2 and "error: --distributed: jax.distributed.initialize() failed" in out.stderr
+    assert "Traceback" not in out.stderr
