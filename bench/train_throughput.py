@@ -31,6 +31,9 @@ def parse_args(argv=None):
     p.add_argument("--runs", default="1,5,15,40", help="numbers of runs in one program")
     p.add_argument("--variants", default="dense,masked", help="subset of dense,masked")
     p.add_argument("--sparsity", type=float, default=0.9, help="sparsity of the masked variant (random masks)")
+    p.add_argument("--sparsities", default="",
+                   help="comma list: the masked variant's runs cycle through these sparsities (seeds x sparsity "
+                        "levels in one program, e.g. 40 runs = 5 seeds x 8 levels); overrides --sparsity")
     p.add_argument("--steps", default="auto",
                    help="steps per timed chunk; 'auto': about --chunk_s seconds at 50%% of peak")
     p.add_argument("--chunk_s", type=float, default=4.0, help="target seconds per chunk for --steps auto")
@@ -84,7 +87,7 @@ def make_bench_agent(env: str, algo_name: str, compute_dtype: str = "float32"):
 class Program:
     """One compiled train chunk and its run states (dense or masked)."""
 
-    def __init__(self, agent, data, num_runs: int, steps: int, batch: int, variant: str, sparsity: float,
+    def __init__(self, agent, data, num_runs: int, steps: int, batch: int, variant: str, sparsity,
                  unroll: int = 1):
         import jax
 
@@ -92,10 +95,12 @@ class Program:
         from sparse_orl.training import init_runs, make_train_chunk
 
         prune = PruneConfig("none" if variant == "dense" else "random")
-        sp = 0.0 if variant == "dense" else sparsity
+        levels = [0.0] if variant == "dense" else list(sparsity) if isinstance(sparsity, (list, tuple)) else [sparsity]
+        sps = [levels[i % len(levels)] for i in range(num_runs)]  # run i: seed i // len(levels)
+        seeds = [i // len(levels) for i in range(num_runs)]
         self.data = data
         t = time.perf_counter()
-        self.runs = jax.block_until_ready(init_runs(agent, prune, data, list(range(num_runs)), [sp] * num_runs))
+        self.runs = jax.block_until_ready(init_runs(agent, prune, data, seeds, sps))
         self.init_s = time.perf_counter() - t
         fn = make_train_chunk(agent, batch, steps, None, unroll)
         t = time.perf_counter()
@@ -133,6 +138,7 @@ def main(argv=None):
 
     rows = []
     variants = args.variants.split(",")
+    sparsity = [float(x) for x in args.sparsities.split(",")] if args.sparsities else args.sparsity
     for env in args.envs.split(","):
         data = synthetic_data(env, args.data_size)
         obs_dim, act_dim, _, _ = C.ENVS[env]
@@ -146,7 +152,7 @@ def main(argv=None):
                     steps = int(args.steps)
                 progs = {}
                 for v in variants:
-                    progs[v] = Program(agent, data, n, steps, args.batch, v, args.sparsity, args.unroll)
+                    progs[v] = Program(agent, data, n, steps, args.batch, v, sparsity, args.unroll)
                 times = {v: [] for v in variants}
                 for r in range(args.repeats):  # interleaved: dense, masked, dense, masked, ...
                     order = variants if r % 2 == 0 else variants[::-1]
