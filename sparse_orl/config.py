@@ -178,17 +178,10 @@ class PruneConfig:
         return self.grasp_batch if self.pruner == "grasp" else self.snip_batch
 
 
-REMEDY_DEFAULTS = {
-    "allocation": "global",
-    "min_layer_density": 0.0,
-    "prune_iterations": 1,
-    "synflow_iterations": 100,
-    "vae_score": "train",
-    "warmup_steps": 0,
-    "warmup_rewind": True,
-    "warmup_batch": 100,
-    "rescale_init": False,
-}
+# Every PruneConfig field after the core three (pruner, snip_batch, grasp_batch) is a
+# remedy option; its dataclass default is the "off" value.
+REMEDY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PruneConfig)
+                   if f.name not in ("pruner", "snip_batch", "grasp_batch")}
 
 
 def canonical_prune_dict(d: Dict) -> Dict:

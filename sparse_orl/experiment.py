@@ -37,7 +37,7 @@ import numpy as np
 from sparse_orl import pruning
 from sparse_orl.algos import make_agent
 from sparse_orl.checkpoint import Checkpointer, abstract_like, save_final
-from sparse_orl.config import AgentConfig, PruneConfig
+from sparse_orl.config import AgentConfig, PruneConfig, canonical_prune_dict
 from sparse_orl.data import check_env_spaces, d4rl_reference, load_dataset, normalized_score, to_device
 from sparse_orl.io_utils import append_jsonl, atomic_write_json, read_json, read_jsonl, write_jsonl
 from sparse_orl.training import (init_runs, local_runs, make_act_fn, make_train_chunk, padded_num_runs,
@@ -124,12 +124,12 @@ def _provenance(info) -> Dict:
 
 def comparable_config(d: Dict) -> Dict:
     """A config dict as compared on resume: the workdir path itself is left out (a moved
-    workdir still resumes) and pruning options missing from an older config take their
-    defaults (a library upgrade that adds an option still resumes)."""
+    workdir still resumes) and pruning options are in their canonical form, remedy options
+    at their defaults dropped (:func:`canonical_prune_dict`), so a config written before a
+    library upgrade added an option still matches."""
     d = {k: v for k, v in d.items() if k != "workdir"}
-    defaults = dataclasses.asdict(PruneConfig())
     if "prunes" in d:
-        d["prunes"] = [{**defaults, **p} for p in d["prunes"]]
+        d["prunes"] = [canonical_prune_dict(p) for p in d["prunes"]]
     return d
 
 
