@@ -42,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--data_size", type=int, default=0, help="synthetic transitions (0: the dataset's size, 1M)")
     p.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll of make_train_chunk")
+    p.add_argument("--runs_loop", default="vmap", help="make_train_chunk's runs_loop: vmap, map, or vmap,map "
+                   "to time both (interleaved; 'map' rows are variants dense-map / masked-map)")
     p.add_argument("--peak_n", type=int, default=2048, help="size of the n^3 matmul timed for the peak")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: halfcheetah, bcq, runs 1,2, 3 steps, 2 repeats, 20k transitions, 1024^3 peak")
@@ -88,21 +90,22 @@ class Program:
     """One compiled train chunk and its run states (dense or masked)."""
 
     def __init__(self, agent, data, num_runs: int, steps: int, batch: int, variant: str, sparsity,
-                 unroll: int = 1):
+                 unroll: int = 1, runs_loop: str = "vmap"):
         import jax
 
         from sparse_orl.config import PruneConfig
         from sparse_orl.training import init_runs, make_train_chunk
 
-        prune = PruneConfig("none" if variant == "dense" else "random")
-        levels = [0.0] if variant == "dense" else list(sparsity) if isinstance(sparsity, (list, tuple)) else [sparsity]
+        dense = variant.startswith("dense")
+        prune = PruneConfig("none" if dense else "random")
+        levels = [0.0] if dense else list(sparsity) if isinstance(sparsity, (list, tuple)) else [sparsity]
         sps = [levels[i % len(levels)] for i in range(num_runs)]  # run i: seed i // len(levels)
         seeds = [i // len(levels) for i in range(num_runs)]
         self.data = data
         t = time.perf_counter()
         self.runs = jax.block_until_ready(init_runs(agent, prune, data, seeds, sps))
         self.init_s = time.perf_counter() - t
-        fn = make_train_chunk(agent, batch, steps, None, unroll)
+        fn = make_train_chunk(agent, batch, steps, None, unroll, runs_loop)
         t = time.perf_counter()
         self.compiled = fn.lower(self.runs, data).compile()
         self.compile_s = time.perf_counter() - t  # ~0 for a variant whose program is already compiled
@@ -137,7 +140,9 @@ def main(argv=None):
         print(f"bf16 (f32 accumulate) matmul: best {peak_bf16['gflops_best']:.1f} GFLOP/s")
 
     rows = []
-    variants = args.variants.split(",")
+    loops = args.runs_loop.split(",")
+    # variant name -> (dense|masked, runs_loop); "vmap" keeps the plain name
+    variants = {v if lp == "vmap" else f"{v}-{lp}": (v, lp) for v in args.variants.split(",") for lp in loops}
     sparsity = [float(x) for x in args.sparsities.split(",")] if args.sparsities else args.sparsity
     for env in args.envs.split(","):
         data = synthetic_data(env, args.data_size)
@@ -151,11 +156,11 @@ def main(argv=None):
                 else:
                     steps = int(args.steps)
                 progs = {}
-                for v in variants:
-                    progs[v] = Program(agent, data, n, steps, args.batch, v, sparsity, args.unroll)
+                for v, (kind, lp) in variants.items():
+                    progs[v] = Program(agent, data, n, steps, args.batch, kind, sparsity, args.unroll, lp)
                 times = {v: [] for v in variants}
                 for r in range(args.repeats):  # interleaved: dense, masked, dense, masked, ...
-                    order = variants if r % 2 == 0 else variants[::-1]
+                    order = list(variants) if r % 2 == 0 else list(variants)[::-1]
                     for v in order:
                         times[v].append(progs[v].time_chunk())
                 for v in variants:
@@ -177,7 +182,7 @@ def main(argv=None):
                         "nan": progs[v].first_nan >= 0,
                     }
                     rows.append(row)
-                    print(f"  {env:11s} {algo:6s} runs={n:2d} {v:6s} steps={steps:4d} "
+                    print(f"  {env:11s} {algo:6s} runs={n:3d} {v:10s} steps={steps:4d} "
                           f"compile {row['compile_s']:.1f}s  agg {agg:8.1f} steps/s  "
                           f"({row['gflops']:.1f} GFLOP/s, {row['pct_peak']:.0f}% of peak)", flush=True)
                 del progs

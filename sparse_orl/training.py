@@ -157,14 +157,22 @@ def _finite(metrics: Dict[str, jax.Array]) -> jax.Array:
 
 @functools.lru_cache(maxsize=32)
 def make_train_chunk(agent: Agent, batch_size: int, num_steps: int, mesh: Optional[Mesh] = None,
-                     unroll: int = 1):
+                     unroll: int = 1, runs_loop: str = "vmap"):
     """jit(vmap(scan)) running ``num_steps`` train steps for every run.
 
     Returns ``chunk(runs: RunState, data: Transitions) -> (runs, metrics)`` where
     metrics are per-run means over the chunk (plus "nan" flags). Batches are
     sampled from the on-device dataset inside the scan: no host sync per step.
     The input run states are donated.
+
+    ``runs_loop``: "vmap" batches the runs into every matmul (what fills a GPU/TPU);
+    "map" runs them one after another inside the same program (``lax.map``), each
+    for the whole chunk, so one run's weights and Adam moments stay in cache: for a
+    CPU whose cores one run already fills. Same results up to float rounding.
+    Meshes of several devices always use "vmap".
     """
+    if runs_loop not in ("vmap", "map"):
+        raise ValueError(f"runs_loop must be 'vmap' or 'map', got {runs_loop!r}")
 
     def run_one(rs: RunState, data: Transitions):
         def body(carry, _):
@@ -189,7 +197,11 @@ def make_train_chunk(agent: Agent, batch_size: int, num_steps: int, mesh: Option
         metrics["nan_step"] = nan_step
         return RunState(agent_state, key, nan_step), metrics
 
-    fn = jax.vmap(run_one, in_axes=(0, None))
+    if runs_loop == "map" and (mesh is None or mesh.devices.size == 1):
+        def fn(runs, data):
+            return jax.lax.map(lambda rs: run_one(rs, data), runs)
+    else:
+        fn = jax.vmap(run_one, in_axes=(0, None))
     if mesh is None:
         return jax.jit(fn, donate_argnums=(0,))
     rs_sh, rep = runs_sharding(mesh), replicated(mesh)

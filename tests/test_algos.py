@@ -139,6 +139,26 @@ def test_vmapped_runs_equal_separate_runs():
         np.testing.assert_allclose(m_all["critic_loss"][i], m["critic_loss"][0], rtol=1e-4)
 
 
+def test_runs_loop_map_equals_vmap():
+    """Runs one after another (lax.map, the CPU option) give the vmapped results."""
+    agent = make_agent(AgentConfig(algo="bcq", **TINY), OBS, ACT, 1.0)
+    data = _data()
+    prune = PruneConfig("random")
+    seeds, levels = [0, 1, 2], [0.0, 0.5, 0.9]
+    out = {}
+    for loop in ("vmap", "map"):
+        runs = init_runs(agent, prune, data, seeds, levels)
+        out[loop] = make_train_chunk(agent, 32, 30, runs_loop=loop)(runs, data)
+    (a, ma), (b, mb) = out["vmap"], out["map"]
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5),
+                           a.agent.params, b.agent.params)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, a.agent.masks, b.agent.masks)
+    np.testing.assert_array_equal(a.key, b.key)
+    np.testing.assert_allclose(ma["critic_loss"], mb["critic_loss"], rtol=1e-4)
+    with pytest.raises(ValueError, match="runs_loop"):
+        make_train_chunk(agent, 32, 30, runs_loop="pmap")
+
+
 def test_same_seed_same_init_and_nested_snip_masks_across_sparsity():
     agent = make_agent(AgentConfig(algo="bc", vae_only=True, **TINY), OBS, ACT, 1.0)
     runs = init_runs(agent, PruneConfig("snip", snip_batch=50), _data(), [3, 3, 4], [0.0, 0.8, 0.0])
