@@ -42,8 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--data_size", type=int, default=0, help="synthetic transitions (0: the dataset's size, 1M)")
     p.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll of make_train_chunk")
-    p.add_argument("--runs_loop", default="vmap", help="make_train_chunk's runs_loop: vmap, map, or vmap,map "
-                   "to time both (interleaved; 'map' rows are variants dense-map / masked-map)")
+    p.add_argument("--runs_loop", default="auto",
+                   help="make_train_chunk's runs_loop: auto (map on CPU, vmap on GPU/TPU), vmap, map, or a comma "
+                        "list to time several, interleaved; rows of 'map' are named dense-map / masked-map")
     p.add_argument("--peak_n", type=int, default=2048, help="size of the n^3 matmul timed for the peak")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: halfcheetah, bcq, runs 1,2, 3 steps, 2 repeats, 20k transitions, 1024^3 peak")
@@ -140,7 +141,9 @@ def main(argv=None):
         print(f"bf16 (f32 accumulate) matmul: best {peak_bf16['gflops_best']:.1f} GFLOP/s")
 
     rows = []
-    loops = args.runs_loop.split(",")
+    from sparse_orl.training import resolve_runs_loop
+
+    loops = list(dict.fromkeys(resolve_runs_loop(x) for x in args.runs_loop.split(",")))
     # variant name -> (dense|masked, runs_loop); "vmap" keeps the plain name
     variants = {v if lp == "vmap" else f"{v}-{lp}": (v, lp) for v in args.variants.split(",") for lp in loops}
     sparsity = [float(x) for x in args.sparsities.split(",")] if args.sparsities else args.sparsity

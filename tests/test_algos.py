@@ -7,7 +7,7 @@ import pytest
 from sparse_orl.algos import make_agent
 from sparse_orl.config import AgentConfig, PruneConfig
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.training import init_runs, make_train_chunk
+from sparse_orl.training import init_runs, make_train_chunk, resolve_runs_loop
 
 OBS, ACT = 5, 2
 TINY = dict(actor_hidden=(8, 8), critic_hidden=(8, 8), vae_hidden=(12, 12))
@@ -129,8 +129,8 @@ def test_vmapped_runs_equal_separate_runs():
     prune = PruneConfig("snip", snip_batch=50)
     seeds, levels = [0, 0, 1, 1], [0.5, 0.9, 0.5, 0.9]
     together = init_runs(agent, prune, data, seeds, levels)
-    together, m_all = make_train_chunk(agent, 32, 40)(together, data)
-    chunk1 = make_train_chunk(agent, 32, 40)
+    together, m_all = make_train_chunk(agent, 32, 40, runs_loop="vmap")(together, data)
+    chunk1 = make_train_chunk(agent, 32, 40, runs_loop="vmap")
     for i, (s, p) in enumerate(zip(seeds, levels)):
         alone, m = chunk1(init_runs(agent, prune, data, [s], [p]), data)
         jax.tree_util.tree_map(
@@ -157,6 +157,7 @@ def test_runs_loop_map_equals_vmap():
     np.testing.assert_allclose(ma["critic_loss"], mb["critic_loss"], rtol=1e-4)
     with pytest.raises(ValueError, match="runs_loop"):
         make_train_chunk(agent, 32, 30, runs_loop="pmap")
+    assert resolve_runs_loop("auto") == ("map" if jax.default_backend() == "cpu" else "vmap")
 
 
 def test_same_seed_same_init_and_nested_snip_masks_across_sparsity():
