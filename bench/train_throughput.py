@@ -91,7 +91,7 @@ class Program:
     """One compiled train chunk and its run states (dense or masked)."""
 
     def __init__(self, agent, data, num_runs: int, steps: int, batch: int, variant: str, sparsity,
-                 unroll: int = 1, runs_loop: str = "vmap"):
+                 unroll: int = 1, runs_loop: str = "auto"):
         import jax
 
         from sparse_orl.config import PruneConfig
