@@ -1,5 +1,8 @@
 """Many runs in one program: a leading runs axis, ``vmap`` over runs, ``lax.scan`` over steps.
 
+(On a single CPU device the runs are taken in turn, ``lax.map``, inside the same program:
+see :func:`resolve_runs_loop`.)
+
 Runs are (seed, sparsity) pairs. Their states are stacked along axis 0 and, when
 several devices are visible, sharded along that axis over a 1-D device mesh;
 the dataset is replicated. A run whose losses turn non-finite is frozen (its
@@ -175,7 +178,7 @@ def resolve_runs_loop(runs_loop: str, mesh: Optional[Mesh] = None) -> str:
 @functools.lru_cache(maxsize=32)
 def make_train_chunk(agent: Agent, batch_size: int, num_steps: int, mesh: Optional[Mesh] = None,
                      unroll: int = 1, runs_loop: str = "auto"):
-    """jit(vmap(scan)) running ``num_steps`` train steps for every run.
+    """jit(vmap(scan)) (or jit(map(scan)), see ``runs_loop``): ``num_steps`` train steps for every run.
 
     Returns ``chunk(runs: RunState, data: Transitions) -> (runs, metrics)`` where
     metrics are per-run means over the chunk (plus "nan" flags). Batches are
