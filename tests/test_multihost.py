@@ -178,19 +178,21 @@ def test_two_process_sweep_runs_every_program_together(tiny_minari_root, tmp_pat
     assert sorted((r["pruner"], r["sparsity"]) for r in rows) == [("none", 0.0), ("random", 0.5), ("random", 0.9)]
 
 
-def test_cluster_flags_need_distributed(tmp_path):
+def _train_cli(tmp_path, *flags):
+    """launch.train in a subprocess (CPU), for its exit code and stderr."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-m", "launch.train", "--process_id=1", f"--dataset={TINY_ID}",
-                          f"--workdir={tmp_path / 'wd'}"], capture_output=True, text=True, env=env, cwd=REPO,
-                         timeout=120)
+    return subprocess.run([sys.executable, "-m", "launch.train", *flags, f"--dataset={TINY_ID}",
+                           f"--workdir={tmp_path / 'wd'}"], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=120)
+
+
+def test_cluster_flags_need_distributed(tmp_path):
+    out = _train_cli(tmp_path, "--process_id=1")
     assert out.returncode == 2 and "--process_id needs --distributed" in out.stderr
     assert not (tmp_path / "wd").exists()
 
 
 def test_distributed_without_a_cluster_is_a_clear_error(tmp_path):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-m", "launch.train", "--distributed", f"--dataset={TINY_ID}",
-                          f"--workdir={tmp_path / 'wd'}"], capture_output=True, text=True, env=env, cwd=REPO,
-                         timeout=120)
+    out = _train_cli(tmp_path, "--distributed")
     assert out.returncode == 2 and "error: --distributed: jax.distributed.initialize() failed" in out.stderr
     assert "Traceback" not in out.stderr
