@@ -215,9 +215,7 @@ def plan(sweep: SweepConfig) -> List[Program]:
                     sparsities=tuple(float(s) for s in levels), steps=sweep.steps, batch_size=sweep.batch_size,
                     eval_every=sweep.eval_every, eval_episodes=sweep.eval_episodes,
                     checkpoint_every=sweep.checkpoint_every, eval_max_episode_steps=sweep.eval_max_episode_steps)
-                body = cfg.to_dict()
-                body.pop("workdir")
-                body["prunes"] = [canonical_prune_dict(p) for p in body["prunes"]]
+                body = comparable_config(cfg.to_dict())  # the hash ignores what resuming ignores
                 digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
                 part = f"_p{i + 1}of{len(parts)}" if len(parts) > 1 else ""
                 prefix = f"{algo_label(agent)}_{_slug(dataset)}{part}_"
