@@ -18,11 +18,11 @@ ENVS: Dict[str, Tuple[int, int, float, int]] = {
     "hopper": (11, 3, 1.0, 1_000_000),
     "halfcheetah": (17, 6, 1.0, 1_000_000),
 }
-# benchmark name -> (AgentConfig.algo, vae_only)
-ALGOS: Dict[str, Tuple[str, bool]] = {
-    "bcq": ("bcq", False),
-    "bc": ("bc", False),
-    "bc_vae": ("bc", True),
+# benchmark name -> (registered algorithm, config fields beyond the sizes)
+ALGOS: Dict[str, Tuple[str, Dict]] = {
+    "bcq": ("bcq", {}),
+    "bc": ("bc", {}),
+    "bc_vae": ("bc", {"vae_only": True}),
 }
 
 ACTOR_HIDDEN = (400, 300)

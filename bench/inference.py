@@ -85,21 +85,22 @@ def build(env, algo, sparsity, folder):
     import numpy as np
 
     from sparse_orl import export
-    from sparse_orl.algos import make_agent
-    from sparse_orl.config import AgentConfig, PruneConfig
+    from sparse_orl.algos import make_algorithm, make_config
+    from sparse_orl.config import PruneConfig
+    from sparse_orl.initialize import init_state
     from sparse_orl.data.transitions import Transitions
 
     obs_dim, act_dim, max_action, _ = C.ENVS[env]
-    cfg = AgentConfig(algo=algo, vae_only=(algo == "bc"), actor_hidden=C.ACTOR_HIDDEN,
+    cfg = make_config(algo, **({"vae_only": True} if algo == "bc" else {}), actor_hidden=C.ACTOR_HIDDEN,
                       critic_hidden=C.CRITIC_HIDDEN, vae_hidden=C.VAE_HIDDEN)
-    agent = make_agent(cfg, obs_dim, act_dim, max_action)
+    agent = make_algorithm(cfg, obs_dim, act_dim, max_action)
     n = 16
     data = Transitions(jnp.zeros((n, obs_dim)), jnp.zeros((n, act_dim)), jnp.zeros(n), jnp.zeros((n, obs_dim)),
                        jnp.zeros(n))
-    state = agent.init(jax.random.PRNGKey(0), data, PruneConfig("random"), sparsity)
+    state = init_state(agent, jax.random.PRNGKey(0), data, PruneConfig("random"), sparsity)
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), state.params)
     masks = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), state.masks)
-    keep = export.acting_networks({"algo": algo})
+    keep = agent.acting_networks
     sub_p, sub_m = {}, {}
     for path in keep:
         sp, sm, dp, dm = params, masks, sub_p, sub_m
@@ -112,8 +113,8 @@ def build(env, algo, sparsity, folder):
             leaf_m = {k: leaf_m[k] for k in leaf_p}
         dp[parts[-1]], dm[parts[-1]] = leaf_p, leaf_m
     meta = {"kind": "sparse_orl.policy",
-            "config": dataclasses.asdict(cfg) | {"obs_dim": obs_dim, "act_dim": act_dim, "max_action": max_action,
-                                                 "env_id": env},
+            "config": cfg.to_dict() | {"obs_dim": obs_dim, "act_dim": act_dim, "max_action": max_action,
+                                       "env_id": env}, "acting": agent.acting_program(),
             "obs_mean": np.zeros(obs_dim, np.float32), "obs_std": np.ones(obs_dim, np.float32)}
     path = os.path.join(folder, f"{algo}.soc")
     nbytes = export.save_compact(path, sub_p, sub_m, meta)

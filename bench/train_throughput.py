@@ -77,14 +77,13 @@ def synthetic_data(env: str, size: int, seed: int = 0):
 
 
 def make_bench_agent(env: str, algo_name: str, compute_dtype: str = "float32"):
-    from sparse_orl.algos import make_agent
-    from sparse_orl.config import AgentConfig
+    from sparse_orl.algos import make_algorithm, make_config
 
-    algo, vae_only = C.ALGOS[algo_name]
+    algo, extra = C.ALGOS[algo_name]
     obs_dim, act_dim, max_action, _ = C.ENVS[env]
-    cfg = AgentConfig(algo=algo, vae_only=vae_only, actor_hidden=C.ACTOR_HIDDEN, critic_hidden=C.CRITIC_HIDDEN,
+    cfg = make_config(algo, **extra, actor_hidden=C.ACTOR_HIDDEN, critic_hidden=C.CRITIC_HIDDEN,
                       vae_hidden=C.VAE_HIDDEN, compute_dtype=compute_dtype)
-    return make_agent(cfg, obs_dim, act_dim, max_action)
+    return make_algorithm(cfg, obs_dim, act_dim, max_action)
 
 
 class Program:

@@ -1,34 +1,105 @@
 """Flag definitions shared by the launchers, and their translation into configs."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Optional, Sequence, Tuple
 
 from absl import flags
 
-from sparse_orl.config import ALGOS, COMPUTE_DTYPES, INIT_SCHEMES, PRUNER_PRESETS, PRUNERS, AgentConfig, PruneConfig
+from sparse_orl import algos as algos_lib
+from sparse_orl import pruning
+from sparse_orl.config import PruneConfig
+
+FLAG_ALIASES = {"pruner": {"dense": "none"}}
+
+
+def _agent_fields():
+    """{flag name: [(algorithm name, dataclass field)]} over every registered algorithm's config."""
+    out = {}
+    for name, spec in sorted(algos_lib.ALGORITHMS.items()):
+        for f in dataclasses.fields(spec.config_cls):
+            if "help" in f.metadata:
+                out.setdefault(f.metadata.get("flag", f.name), []).append((name, f))
+    return out
+
+
+def _kind(f) -> str:
+    t = str(f.type)
+    if t.startswith("Tuple[int"):
+        return "ints"
+    for k in ("bool", "int", "float", "str"):
+        if t in (k, f"Optional[{k}]"):
+            return k
+    raise TypeError(f"config field {f.name} has a type launch/ cannot make a flag of: {t}")
 
 
 def define_agent_flags() -> None:
-    flags.DEFINE_enum("algo", "bcq", list(ALGOS), "Offline RL algorithm.")
-    flags.DEFINE_bool("bc_vae_only", False, "BC only: train and prune the VAE alone (acting uses only it).")
-    flags.DEFINE_list("actor_hidden", ["400", "300"], "Actor hidden sizes.")
-    flags.DEFINE_list("critic_hidden", ["400", "300"], "Critic hidden sizes.")
-    flags.DEFINE_list("vae_hidden", ["750", "750"], "VAE encoder/decoder hidden sizes.")
-    flags.DEFINE_integer("num_act_samples", 10, "BCQ acting: candidates scored by Q1 (BCQ HEAD uses 100).")
-    flags.DEFINE_enum("init", "torch", list(INIT_SCHEMES),
-                      "Weight init: PyTorch default U(±1/sqrt(fan_in)) or Flax default (lecun_normal, zero bias).")
-    flags.DEFINE_bool("normalize_obs", False, "Normalize observations with dataset mean / (std + 1e-3).")
-    flags.DEFINE_enum("compute_dtype", "float32", list(COMPUTE_DTYPES),
-                      "Matmul input precision (bfloat16 keeps float32 accumulation and master weights).")
-    flags.DEFINE_float("lr", 1e-3, "Adam learning rate of all networks.")
+    """``--algo`` and one flag per field of every registered algorithm's config.
+
+    A flag shared by several algorithms with different defaults shows them all in its
+    help; a flag left out takes the chosen algorithm's own default.
+    """
+    flags.DEFINE_string("algo", "bcq", f"Offline RL algorithm: one of {', '.join(sorted(algos_lib.ALGORITHMS))}.")
+    for flag, owners in _agent_fields().items():
+        f = owners[0][1]
+        defaults = {a: fld.default for a, fld in owners}
+        same = len({repr(v) for v in defaults.values()}) == 1
+        help_ = f.metadata["help"]
+        if not same:
+            help_ += " Default: " + "; ".join(f"{a} {_show(v)}" for a, v in defaults.items()) + "."
+        if len(owners) < len(algos_lib.ALGORITHMS):
+            help_ += f" ({', '.join(a for a, _ in owners)} only.)"
+        default = f.default if same else None
+        kind = _kind(f)
+        if kind == "ints":
+            flags.DEFINE_list(flag, None if default is None else [str(v) for v in default], help_)
+        elif kind == "bool":
+            flags.DEFINE_bool(flag, default, help_)
+        elif kind == "int":
+            flags.DEFINE_integer(flag, default, help_)
+        elif kind == "float":
+            flags.DEFINE_float(flag, default, help_)
+        else:
+            flags.DEFINE_string(flag, default, help_)
+
+
+def _show(v) -> str:
+    return ",".join(str(x) for x in v) if isinstance(v, tuple) else str(v)
+
+
+def agent_flag_names() -> Tuple[str, ...]:
+    return tuple(_agent_fields())
+
+
+def check_agent_flags(FLAGS, algo_names: Sequence[str]) -> None:
+    """Refuse an agent flag given on the command line that none of ``algo_names`` takes."""
+    for flag, owners in _agent_fields().items():
+        if FLAGS[flag].present and not any(a in algo_names for a, _ in owners):
+            raise ValueError(f"--{flag} applies to --algo={','.join(a for a, _ in owners)} only")
+
+
+def agent_config_from_flags(FLAGS, algo: Optional[str] = None):
+    """The config of ``algo`` (default ``--algo``): its defaults, with the flags given set."""
+    name = algo or FLAGS.algo
+    if name not in algos_lib.ALGORITHMS:
+        raise ValueError(f"--algo must be one of {', '.join(sorted(algos_lib.ALGORITHMS))}, got {name!r}")
+    spec = algos_lib.get_spec(name)
+    kw = {}
+    for flag, owners in _agent_fields().items():
+        for a, f in owners:
+            if a == name and FLAGS[flag].present:
+                v = FLAGS[flag].value
+                kw[f.name] = parse_ints(v, flag) if _kind(f) == "ints" else v
+    return spec.config_cls(**kw)
 
 
 def define_prune_flags() -> None:
     from sparse_orl.config import ALLOCATIONS, VAE_SCORES
 
-    flags.DEFINE_list("pruner", ["snip"], f"How to choose masks at initialization: one of {list(PRUNERS)}, "
-                      "or erk_random (= random --allocation=erk, the recommended method at high sparsity), "
+    flags.DEFINE_list("pruner", ["snip"], "How to choose masks at initialization: one of "
+                      f"{', '.join(pruning.registry.registered_names())} (erk_random = random --allocation=erk, the "
+                      "recommended method at high sparsity; dense = none), "
                       "or a comma list to train several methods side by side in one program.")
     flags.DEFINE_integer("snip_batch", 100, "Transitions in the SNIP (and random/magnitude) scoring batch.")
     flags.DEFINE_integer("grasp_batch", 200, "Transitions in the GraSP scoring batch.")
@@ -71,21 +142,6 @@ def parse_floats(values: Sequence[str], flag: str) -> Tuple[float, ...]:
         raise ValueError(f"--{flag} must be a comma list of numbers, got {','.join(values)!r}") from None
 
 
-def agent_config_from_flags(FLAGS) -> AgentConfig:
-    return AgentConfig(
-        algo=FLAGS.algo,
-        vae_only=FLAGS.bc_vae_only,
-        actor_hidden=parse_ints(FLAGS.actor_hidden, "actor_hidden"),
-        critic_hidden=parse_ints(FLAGS.critic_hidden, "critic_hidden"),
-        vae_hidden=parse_ints(FLAGS.vae_hidden, "vae_hidden"),
-        num_act_samples=FLAGS.num_act_samples,
-        init_scheme=FLAGS.init,
-        normalize_obs=FLAGS.normalize_obs,
-        compute_dtype=FLAGS.compute_dtype,
-        lr=FLAGS.lr,
-    )
-
-
 def prune_config_from_flags(FLAGS, pruner: Optional[str] = None) -> PruneConfig:
     """The pruning method ``pruner`` (default: the first of ``--pruner``) with the scoring and remedy flags.
 
@@ -94,7 +150,7 @@ def prune_config_from_flags(FLAGS, pruner: Optional[str] = None) -> PruneConfig:
     random+erk); a remedy flag that no listed method takes is an error.
     """
     name = pruner or FLAGS.pruner[0]
-    base, preset = PRUNER_PRESETS.get(name, (name, {}))
+    base, preset = _preset(name)
     options = {f: getattr(FLAGS, f) for f in _REMEDY_FLAGS if f in FLAGS}
     for f, v in preset.items():
         if FLAGS[f].present and options[f] != v:
@@ -103,7 +159,7 @@ def prune_config_from_flags(FLAGS, pruner: Optional[str] = None) -> PruneConfig:
     listed = [base]
     for list_flag in ("pruner", "pruners"):  # launch.train's --pruner, launch.sweep's --pruners
         if list_flag in FLAGS and FLAGS[list_flag].present:
-            listed += [PRUNER_PRESETS.get(p.strip(), (p.strip(),))[0] for p in getattr(FLAGS, list_flag) if p.strip()]
+            listed += [_preset(p.strip())[0] for p in getattr(FLAGS, list_flag) if p.strip()]
     for f, v in options.items():
         if FLAGS[f].present and v != FLAGS[f].default and not any(
                 f in PruneConfig.applicable_remedies(p) for p in listed):
@@ -111,11 +167,22 @@ def prune_config_from_flags(FLAGS, pruner: Optional[str] = None) -> PruneConfig:
     return PruneConfig.for_pruner(base, snip_batch=FLAGS.snip_batch, grasp_batch=FLAGS.grasp_batch, **options)
 
 
+def _preset(name: str):
+    """(base method, options) a pruner name stands for: erk_random -> (random, {allocation: erk})."""
+    try:
+        canonical, spec = pruning.registry.resolve_pruner(name)
+    except ValueError as e:
+        raise ValueError(f"--pruner: {e}") from None
+    if not spec.defaults:
+        return canonical, {}
+    return PruneConfig(pruner=canonical).pruner, dict(spec.defaults)
+
+
 def prune_configs_from_flags(FLAGS) -> Tuple[PruneConfig, ...]:
     """One PruneConfig per method in ``--pruner``."""
     names = [p.strip() for p in FLAGS.pruner if p.strip()]
     if not names:
-        raise ValueError(f"--pruner is empty: give one of {list(PRUNERS)}")
+        raise ValueError(f"--pruner is empty: give one of {list(pruning.registry.registered_names())}")
     return tuple(prune_config_from_flags(FLAGS, pruner=n) for n in names)
 
 

@@ -39,37 +39,24 @@ flags.DEFINE_integer("num_samples", 10000, "Dataset samples for the decoder MSE 
 flags.DEFINE_string("out", None, "PNG path.")
 
 
-def _agent_config_from_dict(d):
-    from sparse_orl.config import AgentConfig
-
-    fields = {f.name for f in dataclasses.fields(AgentConfig)}
-    d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
-    return AgentConfig(**d)
-
-
-def _obs_stats(agent_config, transitions, obs_dim):
-    if not agent_config.normalize_obs:
-        return np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32)
-    obs = np.asarray(transitions.obs, np.float64)
-    return obs.mean(0).astype(np.float32), (obs.std(0) + 1e-3).astype(np.float32)
-
-
 def at_init():
     from sparse_orl import diagnostics
-    from sparse_orl.algos import make_agent
-    from sparse_orl.data import load_dataset, to_device
+    from sparse_orl.algos import make_algorithm
+    from sparse_orl.data import load_dataset, obs_stats, to_device
     from sparse_orl.training import init_runs
 
     if not FLAGS.dataset:
         raise ValueError("--at_init needs --dataset")
     transitions, info = load_dataset(FLAGS.dataset)
+    common.check_agent_flags(FLAGS, [FLAGS.algo])
     cfg = common.agent_config_from_flags(FLAGS)
-    agent = make_agent(cfg, info.obs_dim, info.act_dim, info.max_action)
+    agent = make_algorithm(cfg, info.obs_dim, info.act_dim, info.max_action)
+    transitions = agent.preprocess(transitions, info)
     data = to_device(transitions)
-    mean, std = _obs_stats(cfg, transitions, info.obs_dim)
+    mean, std = obs_stats(transitions, cfg.normalize_obs)
     results = []
     for prune in common.prune_configs_from_flags(FLAGS):
-        sp = 0.0 if prune.pruner == "none" else FLAGS.sparsity
+        sp = 0.0 if prune.is_dense else FLAGS.sparsity
         runs = init_runs(agent, prune, data, [FLAGS.seed], [sp], mean, std)
         st = jax.tree_util.tree_map(lambda x: x[0], runs.agent)
         d = diagnostics.diagnose(agent, st.params, st.masks, data, jax.random.PRNGKey(FLAGS.seed),
@@ -84,7 +71,7 @@ def at_init():
 
 def from_workdir():
     from sparse_orl import diagnostics
-    from sparse_orl.algos import make_agent
+    from sparse_orl.algos import config_from_dict, make_algorithm
     from sparse_orl.checkpoint import load_final
     from sparse_orl.data import load_dataset, to_device
     from sparse_orl.io_utils import read_json
@@ -92,10 +79,10 @@ def from_workdir():
     wd = FLAGS.workdir
     config = read_json(os.path.join(wd, "config.json"), "workdir config")
     agent_dict, runs = load_final(wd)
-    cfg = _agent_config_from_dict(agent_dict or config["agent"])
+    cfg = config_from_dict(agent_dict or config["agent"])
     transitions, info = load_dataset(config["dataset"], env_id=config.get("env"))
-    agent = make_agent(cfg, info.obs_dim, info.act_dim, info.max_action)
-    data = to_device(transitions)
+    agent = make_algorithm(cfg, info.obs_dim, info.act_dim, info.max_action)
+    data = to_device(agent.preprocess(transitions, info))
     idx = range(len(runs)) if FLAGS.run is None else [FLAGS.run]
     results = []
     for i in idx:

@@ -23,13 +23,13 @@ from absl import app, flags, logging
 from launch import common
 from sparse_orl import sweep as sweep_lib
 from sparse_orl.checkpoint import CheckpointError
-from sparse_orl.config import ALGOS
+from sparse_orl.algos import ALGORITHMS
 
 FLAGS = flags.FLAGS
 common.define_agent_flags()
 common.define_prune_flags()
 common.define_distributed_flags()
-flags.DEFINE_list("algos", ["bcq", "bc"], f"Algorithms, comma list of {', '.join(ALGOS)}.")
+flags.DEFINE_list("algos", ["bcq", "bc"], f"Algorithms, comma list of {', '.join(sorted(ALGORITHMS))}.")
 flags.DEFINE_list("pruners", ["none", "snip", "grasp", "random", "magnitude"],
                   "Pruning methods, comma list ('none' = dense, trained once per seed; 'erk_random' = random "
                   "--allocation=erk, the recommended method at high sparsity).")
@@ -51,19 +51,6 @@ flags.DEFINE_integer("num_shards", 1, "Split the programs over this many jobs (a
 flags.DEFINE_integer("shard_index", 0, "Which shard this job runs, in [0, num_shards).")
 
 
-class _FlagsWith:
-    """FLAGS with a few values overridden (per-program algo / bc_vae_only)."""
-
-    def __init__(self, flag_values, **overrides):
-        self._flags, self._overrides = flag_values, overrides
-
-    def __getattr__(self, name):
-        return self._overrides[name] if name in self._overrides else getattr(self._flags, name)
-
-    def __getitem__(self, name):
-        return self._flags[name]
-
-
 def sweep_from_flags() -> sweep_lib.SweepConfig:
     if FLAGS["algo"].present:
         raise ValueError("launch.sweep takes --algos (a comma list), not --algo")
@@ -75,15 +62,13 @@ def sweep_from_flags() -> sweep_lib.SweepConfig:
         raise ValueError("--workdir is required")
     algos = [a.strip() for a in FLAGS.algos if a.strip()]
     for a in algos:
-        if a not in ALGOS:
-            raise ValueError(f"--algos must be a comma list of {', '.join(ALGOS)}, got {a!r}")
-    if FLAGS.bc_vae_only and "bc" not in algos:
-        raise ValueError("--bc_vae_only applies to bc only, and --algos has no bc")
-    agents = tuple(common.agent_config_from_flags(_FlagsWith(FLAGS, algo=a, bc_vae_only=FLAGS.bc_vae_only and a == "bc"))
-                   for a in algos)
+        if a not in ALGORITHMS:
+            raise ValueError(f"--algos must be a comma list of {', '.join(sorted(ALGORITHMS))}, got {a!r}")
+    common.check_agent_flags(FLAGS, algos)
+    agents = tuple(common.agent_config_from_flags(FLAGS, algo=a) for a in algos)
     prunes = tuple(common.prune_config_from_flags(FLAGS, pruner=p.strip()) for p in FLAGS.pruners if p.strip())
     sparsities = common.parse_floats(FLAGS.sparsities, "sparsities")
-    if all(p.pruner == "none" for p in prunes):
+    if all(p.is_dense for p in prunes):
         sparsities = (0.0,)
     return sweep_lib.SweepConfig(
         workdir=os.path.abspath(FLAGS.workdir),

@@ -37,9 +37,11 @@ def config_from_flags() -> ExperimentConfig:
         raise ValueError("--dataset is required (a Minari id or a D4RL .hdf5 path)")
     if not FLAGS.workdir:
         raise ValueError("--workdir is required")
+    common.check_agent_flags(FLAGS, [FLAGS.algo])
+    agent = common.agent_config_from_flags(FLAGS)
     prunes = common.prune_configs_from_flags(FLAGS)
     sparsities = common.parse_floats(FLAGS.sparsity, "sparsity")
-    if all(p.pruner == "none" for p in prunes):
+    if all(p.is_dense for p in prunes):
         if FLAGS["sparsity"].present and any(s != 0.0 for s in sparsities):
             logging.warning("--pruner=none trains the dense network; ignoring --sparsity=%s",
                             ",".join(FLAGS.sparsity))
@@ -47,7 +49,7 @@ def config_from_flags() -> ExperimentConfig:
     return ExperimentConfig(
         dataset=FLAGS.dataset,
         workdir=FLAGS.workdir,
-        agent=common.agent_config_from_flags(FLAGS),
+        agent=agent,
         prunes=prunes,
         seeds=common.parse_ints(FLAGS.seeds, "seeds"),
         sparsities=sparsities,

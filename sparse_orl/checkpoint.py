@@ -15,7 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from sparse_orl.export import flatten, unflatten
+from sparse_orl.io_utils import flatten, unflatten
 from sparse_orl.io_utils import atomic_write_json, atomic_write_npz, read_json
 
 

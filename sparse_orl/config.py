@@ -2,57 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
-ALGOS = ("bcq", "bc")
-PRUNERS = ("none", "snip", "grasp", "random", "magnitude", "synflow")
+from sparse_orl import pruning
+import sparse_orl.pruning.registry  # noqa: F401  (pruning.registry)
+
 # Named recipes: a pruner name that stands for a base pruner with remedy options set.
 # "erk_random": random ranking inside each layer, per-layer budget by Erdős–Rényi-Kernel
 # (Evci et al. 2020) -- the recommended pruning at init on the data measured (BUILD_NOTES, issue 5).
-PRUNER_PRESETS = {"erk_random": ("random", {"allocation": "erk"})}
-ALLOCATIONS = ("global", "erk", "uniform")
+# "dense" is another name for "none". Both come from the pruner registry.
+ALLOCATIONS = pruning.ALLOCATIONS
 VAE_SCORES = ("train", "acting")
-INIT_SCHEMES = ("torch", "flax")
-COMPUTE_DTYPES = ("float32", "bfloat16")
-
-
-@dataclasses.dataclass(frozen=True)
-class AgentConfig:
-    """Hyperparameters of BCQ / BC (facts file, sections 2-3). Defaults are the paper's."""
-
-    algo: str = "bcq"  # "bcq" or "bc" (BEAR's cloning variant of BCQ)
-    vae_only: bool = False  # BC only: train and prune the VAE alone (acting uses only it)
-    actor_hidden: Tuple[int, ...] = (400, 300)
-    critic_hidden: Tuple[int, ...] = (400, 300)
-    vae_hidden: Tuple[int, ...] = (750, 750)
-    latent_dim: Optional[int] = None  # None -> 2 * act_dim
-    phi: float = 0.05
-    lmbda: float = 0.75
-    discount: float = 0.99
-    tau: float = 0.005
-    lr: float = 1e-3
-    kl_weight: float = 0.5
-    num_target_samples: int = 10  # repeated next-state samples in the critic target
-    num_act_samples: int = 10  # BCQ acting: argmax of Q1 over this many candidates
-    train_latent_clip: float = 0.5  # z ~ N(0, I) clipped when decoding in training / BCQ acting
-    bc_act_latent_clip: float = 0.25  # BC acting: one decode with z clipped to this
-    init_scheme: str = "torch"
-    compute_dtype: str = "float32"
-    normalize_obs: bool = False
-
-    def __post_init__(self):
-        if self.algo not in ALGOS:
-            raise ValueError(f"--algo must be one of {ALGOS}, got {self.algo!r}")
-        if self.vae_only and self.algo != "bc":
-            raise ValueError("--bc_vae_only applies to --algo=bc only")
-        if self.init_scheme not in INIT_SCHEMES:
-            raise ValueError(f"--init must be one of {INIT_SCHEMES}, got {self.init_scheme!r}")
-        if self.compute_dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"--compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}")
-
-    @property
-    def networks(self) -> Tuple[str, ...]:
-        return ("vae",) if self.vae_only else ("actor", "critic", "vae")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,12 +54,15 @@ class PruneConfig:
     rescale_init: bool = False
 
     def __post_init__(self):
-        if self.pruner not in PRUNERS:
-            raise ValueError(f"--pruner must be one of {PRUNERS}, got {self.pruner!r}")
-        if self.allocation not in ALLOCATIONS:
-            raise ValueError(f"--allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
-        if not (0.0 <= self.min_layer_density < 1.0):
-            raise ValueError(f"--min_layer_density must be in [0, 1), got {self.min_layer_density!r}")
+        name, spec = pruning.registry.resolve_pruner(self.pruner)
+        for f, v in spec.defaults.items():  # a recipe name (erk_random) stands for its base + options
+            if getattr(self, f) not in (v, REMEDY_DEFAULTS.get(f)):
+                raise ValueError(f"pruner {self.pruner} means {f}={v!r}; it conflicts with {f}={getattr(self, f)!r}")
+            object.__setattr__(self, f, v)
+        if spec.defaults:  # results name the base method with its options: erk_random -> "random+erk"
+            name = next((n for n, o in pruning.registry.PRUNERS.items() if o.scorer is spec.scorer and not o.defaults), name)
+        object.__setattr__(self, "pruner", name)
+        pruning.check_allocation(self.allocation, self.min_layer_density)
         if self.prune_iterations < 1:
             raise ValueError(f"--prune_iterations must be >= 1, got {self.prune_iterations}")
         if self.synflow_iterations < 1:
@@ -124,14 +87,24 @@ class PruneConfig:
     @staticmethod
     def applicable_remedies(pruner: str) -> Tuple[str, ...]:
         """Options that make sense for ``pruner`` (others are refused)."""
-        if pruner == "none":
+        name, spec = pruning.registry.resolve_pruner(pruner)
+        if spec.scorer is None:  # dense
             return ()
         out = ["allocation", "min_layer_density", "warmup_steps", "warmup_rewind", "warmup_batch", "rescale_init"]
-        if pruner in ("snip", "grasp"):
+        if spec.rounds_option == "prune_iterations":
             out += ["prune_iterations", "vae_score"]
-        if pruner == "synflow":
+        elif spec.rounds_option == "synflow_iterations":
             out += ["synflow_iterations"]
         return tuple(out)
+
+    @property
+    def is_dense(self) -> bool:
+        return pruning.registry.resolve_pruner(self.pruner)[1].scorer is None
+
+    def driver_options(self) -> Dict:
+        """The options of :func:`sparse_orl.pruning.prune_at_init` this config sets."""
+        return dict(allocation=self.allocation, min_layer_density=self.min_layer_density,
+                    prune_iterations=self.prune_iterations, synflow_iterations=self.synflow_iterations)
 
     @classmethod
     def for_pruner(cls, pruner: str, **options) -> "PruneConfig":

@@ -4,23 +4,23 @@ This module imports numpy and the standard library only (jax only when
 ``backend="jax"`` is asked for; scipy, optional, when it is installed), never
 flax or the rest of ``sparse_orl``, so
 it can be copied to a device together with a file written by
-``sparse_orl.export.export_run``. It re-implements the decoding of the compact
-format (documented in ``sparse_orl/export.py``, format version 1).
+``sparse_orl.export.export_run``. It holds the one decoder of the compact format
+(documented in ``sparse_orl/codec.py``, format version 1), which ``sparse_orl.codec``
+imports.
 
-Acting rules (the training code's ``Agent.act``):
-
-* BC:  one VAE decode G(s, z), z ~ N(0, I) clipped to ±bc_act_latent_clip.
-* BCQ: argmax_j Q1(s, ξ(s, G(s, z_j))) over num_act_samples latents z_j
-  clipped to ±train_latent_clip, ξ(s, a) = clip(a + φ·max_action·tanh(f([s, a])), ±max_action).
+Acting rules are not written here: each algorithm describes its ``act`` as data
+(``Algorithm.acting_program``, e.g. BCQ: argmax_j Q1(s, ξ(s, G(s, z_j))) over
+num_act_samples clipped latents), ``export_run`` stores that program in the file, and
+:class:`Policy` interprets it. A test checks program == ``Algorithm.act`` per algorithm.
 
 Observations are normalized (obs - mean) / std first when the config says
 ``normalize_obs``. The math is float32; a run trained with
 ``compute_dtype="bfloat16"`` matmuls acts slightly differently here.
 
-``sparse=False`` (the default) is the plain dense reference: dense matmuls on
+``sparse=False`` (the jax backend's default) is the plain dense reference: dense matmuls on
 the uncompacted kernels (zeros included), numpy or jax.
 
-``sparse=True`` (numpy backend) is the best sparse-aware path; results agree
+``sparse=True`` (the numpy backend's default) is the best sparse-aware path; results agree
 with the dense path to float32 rounding:
 
 1. Dead-unit compaction at load (:func:`compact_mlp`, exact up to rounding):
@@ -49,63 +49,133 @@ import json
 import struct
 import time
 import zlib
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+# ---- file decoding: the one decoder of the compact format (sparse_orl.codec imports it) -----------
 MAGIC = b"\x89SOC"
 FORMAT_VERSION = 1
-_PREAMBLE = struct.Struct("<4sBII")
+PREAMBLE = struct.Struct("<4sBII")  # magic, version, header length, header crc32
 _ITEMSIZE = {"f32": 4, "f16": 2, "bf16": 2}
 
 
-# ---- file decoding (mirrors sparse_orl.export; kept separate on purpose) ------------
 def _positions(codec: str, buf: bytes, k: int, size: int) -> np.ndarray:
+    """The kept flat positions of one leaf from its index stream (codecs: ``sparse_orl.codec``)."""
     if codec.endswith("z"):
         buf, codec = zlib.decompress(buf), codec[:-1]
     if codec == "full":
         if buf or k != size:
-            raise ValueError("bad 'full' tensor")
+            raise ValueError(f"'full' tensor with {k} of {size} kept")
         return np.arange(size, dtype=np.int64)
     if codec == "bmp":
         if len(buf) != (size + 7) // 8:
-            raise ValueError("bitmap length mismatch")
+            raise ValueError(f"bitmap has {len(buf)} bytes for {size} positions")
         pos = np.flatnonzero(np.unpackbits(np.frombuffer(buf, np.uint8), count=size, bitorder="little"))
-    elif codec == "g8":
+        if len(pos) != k:
+            raise ValueError(f"bitmap holds {len(pos)} positions, header says {k}")
+        return pos
+    if codec == "g8":
         b = np.frombuffer(buf, np.uint8)
         ends = np.flatnonzero(b != 255)
         if len(ends) != k or (len(b) and b[-1] == 255):
-            raise ValueError("gap stream count mismatch")
+            raise ValueError(f"gap stream holds {len(ends)} positions, header says {k}")
         pos = np.cumsum(b, dtype=np.int64)[ends] + np.arange(k, dtype=np.int64)
-    else:
-        raise ValueError(f"unknown index codec {codec!r}")
-    if len(pos) != k or (k and pos[-1] >= size):
-        raise ValueError("index stream inconsistent with header")
-    return pos
+        if k and pos[-1] >= size:
+            raise ValueError(f"gap stream points past the tensor ({pos[-1]} >= {size})")
+        return pos
+    raise ValueError(f"unknown index codec {codec!r}")
 
 
 def _values(codec: str, buf: bytes, k: int) -> np.ndarray:
-    split = codec.endswith("z")
-    v = codec[:-1] if split else codec
-    if v not in _ITEMSIZE:
+    """The ``k`` kept values of one leaf, as float32, from its value stream."""
+    split_top = codec.endswith("z")
+    vcode = codec[:-1] if split_top else codec
+    if vcode not in _ITEMSIZE:
         raise ValueError(f"unknown value codec {codec!r}")
-    isz = _ITEMSIZE[v]
-    if split:
+    isz = _ITEMSIZE[vcode]
+    if split_top:
         low = (isz - 1) * k
-        top = np.frombuffer(zlib.decompress(buf[: len(buf) - low]), np.uint8) if len(buf) >= low else None
-        if top is None or len(top) != k:
-            raise ValueError("value stream length mismatch")
+        if len(buf) < low:
+            raise ValueError(f"value stream too short ({len(buf)} B for {k} values)")
+        top = np.frombuffer(zlib.decompress(buf[: len(buf) - low]), np.uint8)
+        if len(top) != k:
+            raise ValueError(f"value stream holds {len(top)} values, header says {k}")
         planes = np.empty((k, isz), np.uint8)
         planes[:, -1] = top
         planes[:, :-1] = np.frombuffer(buf[len(buf) - low:], np.uint8).reshape(k, isz - 1)
-        buf = planes.tobytes()
-    elif len(buf) != isz * k:
-        raise ValueError("value stream length mismatch")
-    if v == "f32":
-        return np.frombuffer(buf, "<f4").astype(np.float32)
-    if v == "f16":
-        return np.frombuffer(buf, "<f2").astype(np.float32)
-    return (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
+        raw = planes.tobytes()
+    else:
+        if len(buf) != isz * k:
+            raise ValueError(f"value stream has {len(buf)} B for {k} values of {isz} B")
+        raw = buf
+    if vcode == "f32":
+        return np.frombuffer(raw, "<f4").astype(np.float32)
+    if vcode == "f16":
+        return np.frombuffer(raw, "<f2").astype(np.float32)
+    return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+
+
+def _decode(data: bytes) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], Dict[str, Any]]:
+    if len(data) < PREAMBLE.size:
+        raise ValueError(f"{len(data)} bytes, shorter than the {PREAMBLE.size}-byte preamble")
+    magic, version, hlen, hcrc = PREAMBLE.unpack_from(data)
+    if magic != MAGIC:
+        raise ValueError(f"bad magic {magic!r} (not a sparse_orl compact file)")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"format version {version}, this reader knows {FORMAT_VERSION}")
+    hbytes = data[PREAMBLE.size:PREAMBLE.size + hlen]
+    if len(hbytes) != hlen or zlib.crc32(hbytes) != hcrc:
+        raise ValueError("header CRC32 mismatch or header cut short")
+    header = json.loads(zlib.decompress(hbytes).decode())
+    payload = data[PREAMBLE.size + hlen:]
+    if len(payload) != header["len"]:
+        raise ValueError(f"payload has {len(payload)} bytes, header says {header['len']}")
+    if zlib.crc32(payload) != header["crc"]:
+        raise ValueError("payload CRC32 mismatch")
+    off = 0
+
+    def take(n):
+        nonlocal off
+        n = int(n)
+        if n < 0 or off + n > len(payload):
+            raise ValueError("stream lengths overrun the payload")
+        out = payload[off:off + n]
+        off += n
+        return out
+
+    params, masks = {}, {}
+    for e in header["t"]:
+        shape = tuple(int(s) for s in e["s"])
+        size, k = int(np.prod(shape, dtype=np.int64)), int(e["k"])
+        if not 0 <= k <= size:
+            raise ValueError(f"{e['p']}: {k} kept of {size}")
+        pos = _positions(e["i"], take(e["il"]), k, size)
+        vals = _values(e["v"], take(e["vl"]), k)
+        p, m = np.zeros(size, np.float32), np.zeros(size, np.float32)
+        p[pos], m[pos] = vals, 1.0
+        params[e["p"]], masks[e["p"]] = p.reshape(shape), m.reshape(shape)
+    meta = dict(header["m"])
+    for a in header["a"]:
+        dt = np.dtype(a["d"])
+        meta[a["n"]] = np.frombuffer(take(a["l"]), dt).reshape(a["s"]).astype(dt.newbyteorder("="))
+    if off != len(payload):
+        raise ValueError(f"{len(payload) - off} unread payload bytes")
+    return params, masks, meta
+
+
+def decode_flat(data: bytes, name: str = "<bytes>") -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray],
+                                                             Dict[str, Any]]:
+    """(flat params, flat masks, meta) from the bytes of a compact file, keyed by "vae/d1/kernel"-style paths.
+
+    ``ValueError`` naming ``name`` if the bytes are corrupt or truncated.
+    """
+    try:
+        return _decode(data)
+    except ValueError as e:
+        raise ValueError(f"compact file {name} is corrupt or truncated: {e}") from None
+    except (zlib.error, KeyError, TypeError, IndexError, struct.error, UnicodeDecodeError) as e:
+        raise ValueError(f"compact file {name} is corrupt or truncated: {type(e).__name__}: {e}") from None
 
 
 def read_compact(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], Dict[str, Any]]:
@@ -115,49 +185,7 @@ def read_compact(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray
     """
     with open(path, "rb") as f:
         data = f.read()
-    try:
-        if len(data) < _PREAMBLE.size:
-            raise ValueError("shorter than the preamble")
-        magic, version, hlen, hcrc = _PREAMBLE.unpack_from(data)
-        if magic != MAGIC:
-            raise ValueError("bad magic (not a sparse_orl compact file)")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"format version {version}, this loader knows {FORMAT_VERSION}")
-        hbytes = data[_PREAMBLE.size:_PREAMBLE.size + hlen]
-        if len(hbytes) != hlen or zlib.crc32(hbytes) != hcrc:
-            raise ValueError("header CRC32 mismatch or header cut short")
-        header = json.loads(zlib.decompress(hbytes).decode())
-        payload = data[_PREAMBLE.size + hlen:]
-        if len(payload) != header["len"] or zlib.crc32(payload) != header["crc"]:
-            raise ValueError("payload length or CRC32 mismatch")
-        off = 0
-        params, masks = {}, {}
-        for e in header["t"]:
-            shape = tuple(int(s) for s in e["s"])
-            size, k = int(np.prod(shape, dtype=np.int64)), int(e["k"])
-            il, vl = int(e["il"]), int(e["vl"])
-            if min(il, vl) < 0 or off + il + vl > len(payload):
-                raise ValueError("stream lengths overrun the payload")
-            pos = _positions(e["i"], payload[off:off + il], k, size)
-            vals = _values(e["v"], payload[off + il:off + il + vl], k)
-            off += il + vl
-            p, m = np.zeros(size, np.float32), np.zeros(size, np.float32)
-            p[pos], m[pos] = vals, 1.0
-            params[e["p"]], masks[e["p"]] = p.reshape(shape), m.reshape(shape)
-        meta = dict(header["m"])
-        for a in header["a"]:
-            dt, n = np.dtype(a["d"]), int(a["l"])
-            if n < 0 or off + n > len(payload):
-                raise ValueError("array lengths overrun the payload")
-            meta[a["n"]] = np.frombuffer(payload[off:off + n], dt).reshape(a["s"]).astype(dt.newbyteorder("="))
-            off += n
-        if off != len(payload):
-            raise ValueError("unread payload bytes")
-    except ValueError as e:
-        raise ValueError(f"compact file {path} is corrupt or truncated: {e}") from None
-    except (zlib.error, KeyError, TypeError, IndexError, struct.error, UnicodeDecodeError) as e:
-        raise ValueError(f"compact file {path} is corrupt or truncated: {type(e).__name__}: {e}") from None
-    return params, masks, meta
+    return decode_flat(data, path)
 
 
 # ---- layers: optional scipy sparse kernels ----------------------------------------------------------
@@ -381,8 +409,26 @@ def _numbered(flat: Dict[str, np.ndarray], prefix: str, letter: str) -> List[str
     return sorted(names, key=lambda n: int(n[len(letter):]))
 
 
+def _mlp_key(op: Dict[str, Any]) -> str:
+    return f"{op['net']}/{op['layer']}"
+
+
 class Policy:
-    """A deployed BC / BCQ policy. ``Policy.load(path)``, then ``policy.act(obs)``."""
+    """A deployed policy. ``Policy.load(path)``, then ``policy.act(obs)``.
+
+    The acting rule is the file's acting program (``meta["acting"]``, written by
+    ``export_run`` from ``Algorithm.acting_program``): named values flow through ops
+
+    * ``mlp``: a ReLU MLP over the layers ``<net>/<layer>1, 2, ...`` of the concatenated inputs
+      (``squeeze``: drop a last axis of size 1);
+    * ``tanh`` (times ``scale``), ``add``, ``clip`` (``lo``, ``hi``);
+    * ``repeat``: ``x[..., None, :]`` broadcast to ``n`` copies;
+    * ``argmax_select``: the row of ``values`` (..., n, d) where ``score`` (..., n) is largest.
+
+    Inputs: ``obs`` (normalized first when the config says ``normalize_obs``) and the
+    program's noise (standard normal draws of ``noise[name]["shape"]``, clipped to
+    ``±clip``; ``act`` draws them, or takes ``z=`` for the noise named "z").
+    """
 
     def __init__(self, params: Dict[str, np.ndarray], masks: Dict[str, np.ndarray], meta: Dict[str, Any],
                  backend: str = "numpy", sparse: bool = False, path: str = "<memory>", kernel: str = "auto"):
@@ -394,6 +440,9 @@ class Policy:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if "config" not in meta:
             raise ValueError(f"compact file {path} holds no agent config (not written by export_run)")
+        if "acting" not in meta:
+            raise ValueError(f"compact file {path} holds no acting program (written before sparse_orl 0.2): "
+                             "export the run again with sparse_orl.export.export_run")
         if backend == "jax":
             import jax
             import jax.numpy as jnp
@@ -403,21 +452,20 @@ class Policy:
             xp = np
         self.xp, self.backend, self.sparse, self.meta = xp, backend, bool(sparse), meta
         c = self.config = dict(meta["config"])
+        self.program = meta["acting"]
         self.algo = c["algo"]
         self.obs_dim, self.act_dim = int(c["obs_dim"]), int(c["act_dim"])
         self.max_action = float(c["max_action"])
-        self.latent_dim = int(c.get("latent_dim") or 2 * self.act_dim)
         self.normalize_obs = bool(c.get("normalize_obs", False))
         self.obs_mean = np.asarray(meta.get("obs_mean", np.zeros(self.obs_dim)), np.float32)
         self.obs_std = np.asarray(meta.get("obs_std", np.ones(self.obs_dim)), np.float32)
-
-        if self.algo not in ("bc", "bcq"):
-            raise ValueError(f"unknown algo {self.algo!r}")
+        self.noise = {k: (tuple(int(d) for d in v["shape"]), float(v["clip"]))
+                      for k, v in self.program.get("noise", {}).items()}
 
         def mlp(prefix, letter):
             names = _numbered(params, prefix, letter)
             if not names:
-                raise ValueError(f"compact file {path} lacks the layers of {prefix!r}")
+                raise ValueError(f"compact file {path} lacks the layers {prefix}/{letter}1... its acting program reads")
             ks = [params[f"{prefix}/{n}/kernel"] for n in names]
             ms = [masks[f"{prefix}/{n}/kernel"] for n in names]
             bs = [params[f"{prefix}/{n}/bias"] for n in names]
@@ -426,15 +474,15 @@ class Policy:
             layers = [_DenseLayer(k, b, xp) for k, b in zip(ks, bs)]
             return lambda x: self._dense_mlp(layers, x)
 
-        self._dec = mlp("vae", "d")
-        if self.algo == "bcq":
-            self._actor = mlp("actor/net", "l")
-            self._q1 = mlp("critic/q1/net", "l")
+        self._nets = {}
+        for op in self.program["ops"]:
+            if op["op"] == "mlp" and _mlp_key(op) not in self._nets:
+                self._nets[_mlp_key(op)] = mlp(op["net"], op["layer"])
         if sparse:
-            # rows each MLP sees at batch 1 (BCQ: num_act_samples candidates) and a large batch
-            n = 1 if self.algo == "bc" else int(c["num_act_samples"])
+            # rows each MLP sees for one observation (e.g. BCQ's num_act_samples candidates) and a batch
+            n = int(np.prod([op["n"] for op in self.program["ops"] if op["op"] == "repeat"] or [1]))
             rng = np.random.default_rng(0)
-            for net in self._mlps().values():
+            for net in self._nets.values():
                 for layer in net.layers:
                     layer.tune(kernel, (n, 256), rng)
         self._fwd = self._forward
@@ -442,21 +490,24 @@ class Policy:
             self._fwd = jax.jit(self._forward)
 
     @classmethod
-    def load(cls, path: str, backend: str = "numpy", sparse: bool = False, kernel: str = "auto") -> "Policy":
-        """Read ``path`` (see the module docstring for ``backend``, ``sparse`` and ``kernel``)."""
+    def load(cls, path: str, backend: str = "numpy", sparse: Optional[bool] = None, kernel: str = "auto") -> "Policy":
+        """Read ``path`` (see the module docstring for ``backend``, ``sparse`` and ``kernel``).
+
+        ``sparse`` defaults to True on the numpy backend (the compacted sparse-aware kernels,
+        the fast path) and False on jax.
+        """
         params, masks, meta = read_compact(path)
+        if sparse is None:
+            sparse = backend == "numpy"
         return cls(params, masks, meta, backend, sparse, path, kernel)
 
     def _mlps(self) -> Dict[str, Any]:
-        nets = {"decoder": self._dec}
-        if self.algo == "bcq":
-            nets.update(actor=self._actor, q1=self._q1)
-        return nets
+        return dict(self._nets)
 
     def kernel_summary(self) -> Dict[str, List[Dict[str, Any]]]:
-        """``sparse=True`` only: per network and layer, the compacted shape, kept weights and kernels."""
+        """Per network and layer: shapes, kept weights and (sparse=True) the kernels chosen."""
         if not self.sparse:
-            raise ValueError("kernel_summary() describes the sparse path (sparse=True)")
+            raise ValueError("kernel_summary() describes the sparse path: load with sparse=True")
         return {name: net.summary() for name, net in self._mlps().items()}
 
     # ---- the networks (deterministic) ----------------------------------------------------
@@ -466,64 +517,80 @@ class Policy:
             x = relu(layer(x))
         return layers[-1](x)
 
-    def _cat(self, a, b):
-        a, b = self.xp.asarray(a, dtype=self.xp.float32), self.xp.asarray(b, dtype=self.xp.float32)
-        return self.xp.concatenate([a, b], axis=-1)
-
-    def decode(self, obs, z):
-        """G(s, z) = max_action·tanh(decoder([s, z])) (s already normalized, z as given)."""
-        return self.max_action * self.xp.tanh(self._dec(self._cat(obs, z)))
-
-    def perturb(self, obs, action):
-        """ξ(s, a) = clip(a + φ·max_action·tanh(f([s, a])), ±max_action) (BCQ)."""
-        delta = self._actor(self._cat(obs, action))
-        a = self.xp.asarray(action, dtype=self.xp.float32) + self.config["phi"] * self.max_action * self.xp.tanh(delta)
-        return self.xp.clip(a, -self.max_action, self.max_action)
-
-    def q1(self, obs, action):
-        """Q1(s, a) (BCQ), shape obs.shape[:-1]."""
-        return self._q1(self._cat(obs, action))[..., 0]
+    def network(self, net: str, layer: str):
+        """The raw MLP ``<net>/<layer>1, 2, ...`` (e.g. ``network("vae", "d")``) as a function of its input."""
+        return self._nets[f"{net}/{layer}"]
 
     def normalize(self, obs):
         if not self.normalize_obs:
             return obs
         return (obs - self.obs_mean) / self.obs_std
 
-    def _forward(self, obs, z):
+    def run_program(self, values: Dict[str, Any]) -> Any:
+        """The acting program on ``values`` (``obs`` already normalized, noise already clipped)."""
+        xp, env = self.xp, dict(values)
+        f32 = lambda v: xp.asarray(v, dtype=xp.float32)  # noqa: E731
+        for op in self.program["ops"]:
+            kind = op["op"]
+            if kind == "mlp":
+                x = xp.concatenate([f32(env[k]) for k in op["in"]], axis=-1)
+                y = self._nets[_mlp_key(op)](x)
+                out = y[..., 0] if op.get("squeeze") else y
+            elif kind == "tanh":
+                out = float(op.get("scale", 1.0)) * xp.tanh(env[op["x"]])
+            elif kind == "add":
+                out = f32(env[op["x"]]) + env[op["y"]]
+            elif kind == "clip":
+                out = xp.clip(env[op["x"]], float(op["lo"]), float(op["hi"]))
+            elif kind == "repeat":
+                x = env[op["x"]]
+                out = xp.broadcast_to(x[..., None, :], x.shape[:-1] + (int(op["n"]), x.shape[-1]))
+            elif kind == "argmax_select":
+                vals = env[op["values"]]
+                best = xp.argmax(env[op["score"]], axis=-1)
+                out = xp.take_along_axis(vals, best[..., None, None], axis=-2)[..., 0, :]
+            else:
+                raise ValueError(f"unknown op {kind!r} in the acting program (a newer sparse_orl wrote this file?)")
+            env[op["out"]] = out
+        return env[self.program["output"]]
+
+    def _forward(self, obs, noise):
         xp = self.xp
-        obs = self.normalize(xp.asarray(obs, dtype=xp.float32))
-        c = self.config
-        if self.algo == "bc":
-            clip = float(c["bc_act_latent_clip"])
-            return self.decode(obs, xp.clip(z, -clip, clip))
-        clip = float(c["train_latent_clip"])
-        n = z.shape[-2]
-        s_rep = xp.broadcast_to(obs[..., None, :], obs.shape[:-1] + (n, obs.shape[-1]))
-        cand = self.perturb(s_rep, self.decode(s_rep, xp.clip(z, -clip, clip)))
-        best = xp.argmax(self.q1(s_rep, cand), axis=-1)
-        return xp.take_along_axis(cand, best[..., None, None], axis=-2)[..., 0, :]
+        values = {"obs": self.normalize(xp.asarray(obs, dtype=xp.float32))}
+        for name, (_, clip) in self.noise.items():
+            values[name] = xp.clip(noise[name], -clip, clip)
+        return self.run_program(values)
 
     # ---- acting ----------------------------------------------------------------------------
-    def latent_shape(self, batch_shape: Tuple[int, ...]) -> Tuple[int, ...]:
-        """Shape of the N(0, I) draws ``act`` takes for observations of batch shape ``batch_shape``."""
-        n = () if self.algo == "bc" else (int(self.config["num_act_samples"]),)
-        return tuple(batch_shape) + n + (self.latent_dim,)
+    def latent_shape(self, batch_shape: Tuple[int, ...], name: str = "z") -> Tuple[int, ...]:
+        """Shape of the N(0, I) draws named ``name`` for observations of batch shape ``batch_shape``."""
+        return tuple(batch_shape) + self.noise[name][0]
+
+    @property
+    def latent_dim(self) -> Optional[int]:
+        return self.noise["z"][0][-1] if "z" in self.noise else None
 
     def act(self, obs, rng=None, z=None) -> np.ndarray:
         """Actions (..., act_dim) float32 for observations (..., obs_dim).
 
-        ``z``: standard-normal latents of shape :meth:`latent_shape` (clipped
-        here); drawn from ``rng`` (a ``np.random.Generator``, an int seed or
-        None for fresh entropy) when not given.
+        ``z``: standard-normal draws of shape :meth:`latent_shape` (clipped here) for the
+        noise named "z"; drawn from ``rng`` (a ``np.random.Generator``, an int seed or None
+        for fresh entropy) when not given. Non-finite observations are refused.
         """
         obs = np.asarray(obs, np.float32)
         if obs.shape[-1:] != (self.obs_dim,):
             raise ValueError(f"obs has shape {obs.shape}, expected (..., {self.obs_dim})")
-        shape = self.latent_shape(obs.shape[:-1])
-        if z is None:
-            rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-            z = rng.standard_normal(shape, dtype=np.float32)
-        z = np.asarray(z, np.float32)
-        if z.shape != shape:
-            raise ValueError(f"z has shape {z.shape}, expected {shape}")
-        return np.asarray(self._fwd(obs, z), np.float32)
+        if not np.all(np.isfinite(obs)):
+            raise ValueError("obs holds NaN or inf values: a policy must not act on them")
+        noise = {}
+        for name in self.noise:
+            shape = self.latent_shape(obs.shape[:-1], name)
+            draw = z if name == "z" else None
+            if draw is None:
+                rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+                draw = rng.standard_normal(shape, dtype=np.float32)
+            draw = np.asarray(draw, np.float32)
+            if draw.shape != shape:
+                raise ValueError(f"{name} has shape {draw.shape}, expected {shape}")
+            noise[name] = draw
+        return np.asarray(self._fwd(obs, noise), np.float32)

@@ -40,12 +40,15 @@ counted.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional, Tuple
 
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["make_env", "env_spaces", "episode_seeds", "evaluate_policies"]
+from sparse_orl.data.transitions import box_dim
+
+__all__ = ["make_env", "env_spaces", "episode_seeds", "evaluate_policies", "evaluate_runs", "evaluate_workdir"]
 
 
 def make_env(env_id: str, **kwargs) -> gym.Env:
@@ -62,14 +65,6 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
     return gym.make(env_id, **kwargs)
 
 
-def _box_dim(space, what: str, env_id: str) -> int:
-    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-        raise ValueError(
-            f"environment {env_id!r}: {what} space must be a 1-D Box, got {space}"
-        )
-    return int(space.shape[0])
-
-
 def env_spaces(env_id: str, **kwargs) -> Tuple[int, int, float]:
     """Returns ``(obs_dim, act_dim, max_action)`` of ``env_id``.
 
@@ -79,8 +74,8 @@ def env_spaces(env_id: str, **kwargs) -> Tuple[int, int, float]:
     """
     env = make_env(env_id, **kwargs)
     try:
-        obs_dim = _box_dim(env.observation_space, "observation", env_id)
-        act_dim = _box_dim(env.action_space, "action", env_id)
+        obs_dim = box_dim(env.observation_space, "observation", f"environment {env_id!r}")
+        act_dim = box_dim(env.action_space, "action", f"environment {env_id!r}")
         bounds = np.concatenate([np.abs(env.action_space.low), np.abs(env.action_space.high)])
         max_action = float(np.max(bounds))
     finally:
@@ -159,8 +154,8 @@ def evaluate_policies(
         [lambda: gym.make(env_id, **make_kwargs) for _ in range(n)]
     )
     try:
-        obs_dim = _box_dim(envs.single_observation_space, "observation", env_id)
-        act_dim = _box_dim(envs.single_action_space, "action", env_id)
+        obs_dim = box_dim(envs.single_observation_space, "observation", f"environment {env_id!r}")
+        act_dim = box_dim(envs.single_action_space, "action", f"environment {env_id!r}")
         low = np.asarray(envs.single_action_space.low, dtype=np.float64)
         high = np.asarray(envs.single_action_space.high, dtype=np.float64)
         act_dtype = envs.single_action_space.dtype
@@ -189,3 +184,78 @@ def evaluate_policies(
     finally:
         envs.close()
     return returns.reshape(num_runs, episodes)
+
+
+def evaluate_runs(act_fn: Callable, params, obs_mean, obs_std, env_id: str, num_runs: int, r_pad: int,
+                  episodes: int, seeds, eval_index: int, key, max_episode_steps: Optional[int] = None) -> np.ndarray:
+    """First-episode returns ``(num_runs, episodes)`` of every run of a sharded run stack.
+
+    ``act_fn = training.make_act_fn(algo)``; ``params``, ``obs_mean``, ``obs_std`` are the
+    stacked runs' (``r_pad`` rows, padding runs last). Each process evaluates the runs its
+    own devices hold (their environments on its own CPU) and the returns are gathered, so
+    every process gets every run's returns. Run ``i`` acts with key ``split(key', r_pad)[i]``
+    at every step, whoever evaluates it, and is seeded with ``seeds[i]``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from sparse_orl.sharding import gather_returns, local_runs
+
+    multi = jax.process_count() > 1
+    idx, (params, e_mean, e_std) = local_runs((params, obs_mean, obs_std))
+    n_own = int(np.sum(idx < num_runs))  # idx ascends: the real runs come first
+    stream = [key]
+
+    def policy(obs):
+        stream[0], sub = jax.random.split(stream[0])
+        obs = jnp.asarray(obs)
+        if len(idx) > n_own:
+            obs = jnp.concatenate([obs, jnp.repeat(obs[-1:], len(idx) - n_own, 0)], 0)
+        run_keys = jax.random.split(sub, r_pad)
+        out = act_fn(params, e_mean, e_std, obs, run_keys[idx] if multi else run_keys)
+        return np.asarray(out)[:n_own]
+
+    returns = np.full((n_own, episodes), np.nan)
+    if n_own:
+        returns = evaluate_policies(policy, env_id, n_own, episodes, seed=[seeds[i] for i in idx[:n_own]],
+                                    eval_index=eval_index, max_episode_steps=max_episode_steps)
+    if multi:
+        returns = gather_returns(returns, idx, r_pad)[:num_runs]
+    return returns
+
+
+def evaluate_workdir(workdir: str, episodes: int, seed: int, max_episode_steps=None):
+    """Returns ``{"env_id", "score_reference", "runs": [{pruner, seed, sparsity, returns, return, normalized_score}]}``."""
+    import jax
+    import jax.numpy as jnp
+
+    from sparse_orl.algos import algorithm_from_dict
+    from sparse_orl.checkpoint import load_final
+    from sparse_orl.data import normalized_score
+    from sparse_orl.io_utils import read_json
+    from sparse_orl.training import make_act_fn
+
+    agent_dict, runs = load_final(workdir)
+    summary_path = os.path.join(workdir, "summary.json")
+    ref = read_json(summary_path, "summary")["score_reference"] if os.path.exists(summary_path) else None
+    agent = algorithm_from_dict(agent_dict)
+    env_id = agent_dict["env_id"]
+    stack = lambda key: jax.tree_util.tree_map(lambda *xs: jnp.asarray(np.stack(xs)), *[r[key] for r in runs])
+    params, mean, std = stack("params"), stack("obs_mean"), stack("obs_std")
+    act = make_act_fn(agent)
+    key = [jax.random.PRNGKey(seed)]
+
+    def policy(obs):
+        key[0], sub = jax.random.split(key[0])
+        return np.asarray(act(params, mean, std, jnp.asarray(obs), jax.random.split(sub, len(runs))))
+
+    returns = evaluate_policies(policy, env_id, len(runs), episodes, seed=seed,
+                                           max_episode_steps=max_episode_steps)
+    out = []
+    for r, rets in zip(runs, returns):
+        mean_ret = float(np.mean(rets))
+        norm = (float(normalized_score(mean_ret, ref["min"], ref["max"]))
+                if ref and ref.get("min") is not None else None)
+        out.append({"pruner": r.get("pruner"), "seed": r["seed"], "sparsity": r["sparsity"],
+                    "returns": [float(x) for x in rets], "return": mean_ret, "normalized_score": norm})
+    return {"env_id": env_id, "score_reference": ref, "episodes": episodes, "seed": seed, "runs": out}

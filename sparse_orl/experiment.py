@@ -25,8 +25,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
-import subprocess
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -35,13 +33,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparse_orl import pruning
-from sparse_orl.algos import make_agent
+from sparse_orl.algos import AlgoConfig, BCQConfig, make_algorithm
 from sparse_orl.checkpoint import Checkpointer, abstract_like, save_final
-from sparse_orl.config import AgentConfig, PruneConfig, canonical_prune_dict
-from sparse_orl.data import check_env_spaces, d4rl_reference, load_dataset, normalized_score, to_device
+from sparse_orl.config import PruneConfig
+from sparse_orl.data import check_env_spaces, load_dataset, normalized_score, obs_stats, to_device
 from sparse_orl.io_utils import append_jsonl, atomic_write_json, read_json, read_jsonl, write_jsonl
-from sparse_orl.training import (init_runs, local_runs, make_act_fn, make_train_chunk, padded_num_runs,
-                                 replicated, runs_mesh, runs_sharding, take_runs, to_global, to_host)
+from sparse_orl.text import fmt_time
+from sparse_orl.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding, to_global, to_host
+from sparse_orl.training import init_runs, make_act_fn, make_train_chunk, take_runs
+from sparse_orl.workdir import check_workdir, comparable_config, provenance, score_reference  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ExperimentConfig:
 
     dataset: str
     workdir: str
-    agent: AgentConfig = AgentConfig()
+    agent: AlgoConfig = BCQConfig()
     prunes: Tuple[PruneConfig, ...] = (PruneConfig("none"),)  # pruning methods trained side by side
     seeds: Tuple[int, ...] = (0,)
     sparsities: Tuple[float, ...] = (0.0,)
@@ -89,81 +89,15 @@ class ExperimentConfig:
         """(method index, seed, sparsity) of every run. Dense ("none") runs at sparsity 0 only."""
         out = []
         for i, prune in enumerate(self.prunes):
-            levels = (0.0,) if prune.pruner == "none" else self.sparsities
+            levels = (0.0,) if prune.is_dense else self.sparsities
             out += [(i, int(seed), float(sp)) for seed in self.seeds for sp in levels]
         return out
 
     def to_dict(self) -> Dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-
-def _provenance(info) -> Dict:
-    def version(mod):
-        try:
-            return __import__(mod).__version__
-        except Exception:  # noqa: BLE001
-            return None
-
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        out = subprocess.run(["git", "rev-parse", "--verify", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=10)
-        commit = out.stdout.strip() if out.returncode == 0 and len(out.stdout.strip()) == 40 else None
-    except Exception:  # noqa: BLE001
-        commit = None
-    return {
-        "git_commit": commit,
-        "versions": {m: version(m) for m in ("jax", "jaxlib", "flax", "optax", "numpy", "gymnasium",
-                                              "mujoco", "minari", "orbax.checkpoint")}
-        | {"python": platform.python_version()},
-        "dataset_id": info.dataset_id,
-        "dataset_sha256": info.sha256,
-        "devices": [str(d) for d in jax.devices()],
-    } | ({"processes": jax.process_count()} if jax.process_count() > 1 else {})
-
-
-def comparable_config(d: Dict) -> Dict:
-    """A config dict as compared on resume: the workdir path itself is left out (a moved
-    workdir still resumes) and pruning options are in their canonical form, remedy options
-    at their defaults dropped (:func:`canonical_prune_dict`), so a config written before a
-    library upgrade added an option still matches."""
-    d = {k: v for k, v in d.items() if k != "workdir"}
-    if "prunes" in d:
-        d["prunes"] = [canonical_prune_dict(p) for p in d["prunes"]]
-    return d
-
-
-def check_workdir(workdir: str, config: ExperimentConfig, write: bool = True) -> None:
-    """Write ``config.json`` (if ``write``), or refuse if the workdir holds a different config."""
-    path = os.path.join(workdir, "config.json")
-    new = config.to_dict()
-    if os.path.exists(path):
-        old = comparable_config(read_json(path, "workdir config"))
-        if old != comparable_config(new):
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
-            raise ValueError(
-                f"--workdir={workdir} holds a different experiment ({details}). "
-                "Use a new --workdir, or re-run the original command to resume."
-            )
-    elif write:
-        atomic_write_json(path, new)
-
-
-def _score_reference(info, env_id: str) -> Dict:
-    if info.ref_min_score is not None and info.ref_max_score is not None:
-        return {"min": info.ref_min_score, "max": info.ref_max_score, "source": info.score_source}
-    ref = d4rl_reference(env_id)
-    if ref is not None:
-        return {"min": ref[0], "max": ref[1], "source": "D4RL constants"}
-    return {"min": None, "max": None, "source": "none"}
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["agent"] = self.agent.to_dict()
+        d["prunes"] = [dataclasses.asdict(p) for p in self.prunes]
+        return json.loads(json.dumps(d))
 
 
 def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
@@ -203,13 +137,9 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
             check_env_spaces(info, env)
         finally:
             env.close()
-    obs_mean = np.zeros(info.obs_dim, np.float32)
-    obs_std = np.ones(info.obs_dim, np.float32)
-    if config.agent.normalize_obs:
-        obs_mean = np.asarray(transitions.obs, np.float64).mean(0).astype(np.float32)
-        obs_std = (np.asarray(transitions.obs, np.float64).std(0) + 1e-3).astype(np.float32)
-
-    agent = make_agent(config.agent, info.obs_dim, info.act_dim, info.max_action)
+    agent = make_algorithm(config.agent, info.obs_dim, info.act_dim, info.max_action)
+    transitions = agent.preprocess(transitions, info)
+    obs_mean, obs_std = obs_stats(transitions, config.agent.normalize_obs)
     mesh = runs_mesh()
     runs = config.runs
     num_runs = len(runs)
@@ -246,8 +176,8 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
     mask_reports = [pruning.masks_report(take_runs(host_masks, i), warn=restored is None and main,
                                          context=f"{labels[i]}, seed {s}, sparsity {p}")
                     for i, (_, s, p) in enumerate(runs)]
-    score_ref = _score_reference(info, env_id)
-    provenance = _provenance(info)
+    score_ref = score_reference(info, env_id)
+    prov = provenance(info)
 
     def write_summary(complete: bool, nan_steps) -> Dict:
         out_runs = []
@@ -260,7 +190,8 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
                 "masks": mask_reports[i],
                 "evals": [] if diverged else evals[i],
             })
-        summary = {"config": config.to_dict(), "provenance": provenance, "score_reference": score_ref,
+        summary = {"config": config.to_dict(), "provenance": prov, "algo_label": config.agent.label,
+                   "algo_name": config.agent.display_name, "score_reference": score_ref,
                    "env_id": env_id, "complete": complete, "runs": out_runs}
         if main:
             atomic_write_json(summary_path, summary)
@@ -299,29 +230,10 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
 
         score_txt = ""
         if config.eval_episodes and (step % config.eval_every == 0 or step == config.steps):
-            # this process's runs (one process: all of them); padding runs are not evaluated
-            idx, (params, e_mean, e_std) = local_runs(
-                (run_states.agent.params, run_states.agent.obs_mean, run_states.agent.obs_std))
-            n_own = int(np.sum(idx < num_runs))  # idx ascends: the real runs come first
-            keys = jax.random.split(jax.random.fold_in(eval_key, step), 1)[0]
-
-            def policy(obs, _k=[keys]):
-                _k[0], sub = jax.random.split(_k[0])
-                obs = jnp.asarray(obs)
-                if len(idx) > n_own:
-                    obs = jnp.concatenate([obs, jnp.repeat(obs[-1:], len(idx) - n_own, 0)], 0)
-                run_keys = jax.random.split(sub, r_pad)  # run i acts with key i, whoever evaluates it
-                out = act_fn(params, e_mean, e_std, obs, run_keys[idx] if multi else run_keys)
-                return np.asarray(out)[:n_own]
-
-            returns = np.full((n_own, config.eval_episodes), np.nan)
-            if n_own:
-                returns = evaluation.evaluate_policies(
-                    policy, env_id, n_own, config.eval_episodes, seed=[runs[i][1] for i in idx[:n_own]],
-                    eval_index=step // config.eval_every, max_episode_steps=config.eval_max_episode_steps,
-                )
-            if multi:
-                returns = _gather_returns(returns, idx, r_pad)[:num_runs]
+            returns = evaluation.evaluate_runs(
+                act_fn, run_states.agent.params, run_states.agent.obs_mean, run_states.agent.obs_std, env_id,
+                num_runs, r_pad, config.eval_episodes, [r[1] for r in runs], step // config.eval_every,
+                jax.random.split(jax.random.fold_in(eval_key, step), 1)[0], config.eval_max_episode_steps)
             scores = []
             for i in range(num_runs):
                 rets = [float(x) for x in returns[i]]
@@ -342,7 +254,7 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
         eta = (config.steps - step) / max(sps, 1e-9)
         loss_txt = " ".join(f"{k} {np.mean(v[:num_runs]):.4g}" for k, v in metrics.items() if k != "nan_step")
         log(f"step {step}/{config.steps} | {chunk_len / dt:.0f} steps/s per run, "
-            f"{num_runs * chunk_len / dt:.0f} total | ETA {_fmt_time(eta)} | {loss_txt}{score_txt}")
+            f"{num_runs * chunk_len / dt:.0f} total | ETA {fmt_time(eta, clock=True)} | {loss_txt}{score_txt}")
         if stop_at is not None and step >= stop_at and step < config.steps:
             ckpt.close()
             return {"complete": False, "step": step}
@@ -353,27 +265,9 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
         save_final(workdir, [{"seed": s, "sparsity": p, "pruner": labels[i]} for i, (_, s, p) in enumerate(runs)],
                    take_runs(params, slice(0, num_runs)), take_runs(masks, slice(0, num_runs)),
                    np.asarray(f_mean)[:num_runs], np.asarray(f_std)[:num_runs],
-                   dataclasses.asdict(config.agent) | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
-                                                       "max_action": info.max_action, "env_id": env_id})
+                   config.agent.to_dict() | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
+                                             "max_action": info.max_action, "env_id": env_id})
     ckpt.close()
     summary = write_summary(True, nan_steps)
     log(f"done: {workdir}/summary.json")
     return summary
-
-
-def _gather_returns(returns: np.ndarray, idx: np.ndarray, r_pad: int) -> np.ndarray:
-    """Every process's evaluation returns (rows: its runs ``idx``, the real ones first), as
-    ``(r_pad, episodes)`` on every process; rows of padding runs are NaN. A collective.
-
-    float64 returns travel as pairs of uint32 (without jax_enable_x64 they would be cut
-    to float32): every process ends with exactly the values its owner computed.
-    """
-    from jax.experimental import multihost_utils
-
-    full = np.full((len(idx), returns.shape[1]), np.nan, np.float64)
-    full[:len(returns)] = returns
-    bits, where = multihost_utils.process_allgather(
-        (np.ascontiguousarray(full).view(np.uint32), np.asarray(idx, np.int32)), tiled=False)
-    out = np.full((r_pad, returns.shape[1]), np.nan, np.float64)
-    out[np.asarray(where).reshape(-1)] = np.ascontiguousarray(bits).reshape(-1, bits.shape[-1]).view(np.float64)
-    return out

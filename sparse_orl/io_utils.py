@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written result file."""
+"""Atomic file writes (a reader never sees a half-written result file), JSON / JSON-lines reading,
+and flattening of param trees to "a/b/kernel" paths. numpy and the standard library only."""
 from __future__ import annotations
 
 import io
@@ -79,3 +80,30 @@ def read_jsonl(path: str) -> list:
             except json.JSONDecodeError:
                 continue
     return rows
+
+
+# ---- param trees ---------------------------------------------------------------------------
+def flatten(tree: Any, prefix: str = "") -> Dict[str, np.ndarray]:
+    """{"a/b/kernel": leaf} in insertion order (a lone array maps to "")."""
+    out: Dict[str, np.ndarray] = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            k = str(k)
+            if "/" in k or not k:
+                raise ValueError(f"param tree keys must be non-empty and contain no '/': {k!r}")
+            out.update(flatten(v, f"{prefix}/{k}" if prefix else k))
+    else:
+        out[prefix] = np.asarray(tree)
+    return out
+
+
+def unflatten(flat: Dict[str, Any]) -> Dict:
+    """The nested dict of :func:`flatten`'s {"a/b/kernel": leaf}."""
+    root: Dict = {}
+    for key, value in flat.items():
+        node = root
+        parts = key.split("/")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return root

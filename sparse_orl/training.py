@@ -9,12 +9,8 @@ the dataset is replicated. A run whose losses turn non-finite is frozen (its
 state is reset to the start of the chunk in which it broke and never advances
 again) and flagged with the step where it broke.
 
-Several processes (``jax.distributed.initialize()``, e.g. the hosts of a TPU pod
-slice): the mesh spans ``jax.devices()`` of every process, each process builds
-the same host values (deterministic from the seeds) and fills only its own
-shards (:func:`to_global`); values needed on the host are gathered with
-:func:`to_host`; :func:`local_runs` gives the runs one process's devices hold.
-With one process these reduce to ``jax.device_put`` / ``jax.device_get`` / all runs.
+Placing runs on devices and hosts: :mod:`sparse_orl.sharding`. The algorithm is any
+:class:`sparse_orl.algos.Algorithm`; runs start from :func:`sparse_orl.initialize.init_state`.
 """
 from __future__ import annotations
 
@@ -25,105 +21,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
-from sparse_orl.algos.agent import Agent, AgentState
+from sparse_orl.algos.base import Algorithm, TrainState
 from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions, sample_batch
+from sparse_orl.initialize import init_state
+from sparse_orl.sharding import replicated, runs_sharding
 
 
 @struct.dataclass
 class RunState:
-    agent: AgentState
+    agent: TrainState
     key: jax.Array  # raw uint32 PRNG key data of this run's training stream
     nan_step: jax.Array  # int32: step at which the loss first turned non-finite, -1 if never
 
 
-def runs_mesh(devices: Optional[Sequence] = None) -> Mesh:
-    """1-D mesh named "runs" over ``devices`` (default: all devices, all hosts)."""
-    devices = np.asarray(devices if devices is not None else jax.devices())
-    return Mesh(devices, ("runs",))
-
-
-def runs_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P("runs"))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P())
-
-
-def to_global(tree: Any, sharding: NamedSharding) -> Any:
-    """Place ``tree`` (a host value, the same on every process) with ``sharding``.
-
-    One process: ``jax.device_put``. Several: every process builds each array from
-    its own host copy, filling only the shards on its own devices
-    (``jax.make_array_from_callback``): nothing moves between processes.
-    """
-    if jax.process_count() == 1:
-        return jax.device_put(tree, sharding)
-
-    def one(x):
-        host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
-
-    return jax.tree_util.tree_map(one, tree)
-
-
-def to_host(tree: Any) -> Any:
-    """Full value of every leaf as host numpy.
-
-    One process: ``jax.device_get`` (no extra copy). Several: arrays sharded over
-    all processes are gathered with ``process_allgather``, a collective, so every
-    process must call this at the same point.
-    """
-    if jax.process_count() == 1:
-        return jax.device_get(tree)
-    return multihost_utils.process_allgather(tree, tiled=True)
-
-
-def local_runs(tree: Any) -> Tuple[np.ndarray, Any]:
-    """The runs held by this process's devices: ``(global run indices (ascending), tree)``.
-
-    ``tree``'s leaves are sharded on axis 0 over the runs mesh. One process: all runs,
-    ``tree`` unchanged. Several: each leaf becomes a process-local array of this
-    process's rows, sharded over a mesh of its local devices with the same per-device
-    blocks, so jitted functions run on them exactly as on the global array's shards.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    n = leaves[0].shape[0]
-    if jax.process_count() == 1:
-        return np.arange(n), tree
-
-    def shards(x):  # this process's shards of x, in the order of their rows
-        return sorted(x.addressable_shards, key=lambda s: s.index[0].indices(n)[0])
-
-    first = shards(leaves[0])
-    rows = [np.arange(*s.index[0].indices(n)) for s in first]
-    idx = np.concatenate(rows)
-    devices = [s.device for s in first]
-    if len(np.unique(idx)) != len(idx):
-        raise ValueError("local_runs needs leaves sharded over the runs axis, not replicated")
-    sharding = NamedSharding(Mesh(np.asarray(devices), ("runs",)), P("runs"))
-
-    def one(x):
-        sh = shards(x)
-        if [s.device for s in sh] != devices:
-            raise ValueError("local_runs needs every leaf sharded the same way")
-        return jax.make_array_from_single_device_arrays((len(idx),) + x.shape[1:], sharding,
-                                                        [s.data for s in sh])
-
-    return idx, jax.tree_util.tree_unflatten(treedef, [one(x) for x in leaves])
-
-
-def padded_num_runs(num_runs: int, mesh: Mesh) -> int:
-    """Smallest multiple of the mesh size >= ``num_runs`` (extra runs are copies, dropped later)."""
-    d = mesh.devices.size
-    return -(-num_runs // d) * d
-
-
-def init_runs(agent: Agent, prune: PruneConfig, data: Transitions, seeds, sparsities,
+def init_runs(agent: Algorithm, prune: PruneConfig, data: Transitions, seeds, sparsities,
               obs_mean=None, obs_std=None, mesh: Optional[Mesh] = None) -> RunState:
     """Initial :class:`RunState` for each (seed, sparsity) pair, stacked on axis 0.
 
@@ -141,11 +55,11 @@ def init_runs(agent: Agent, prune: PruneConfig, data: Transitions, seeds, sparsi
 
 
 @functools.lru_cache(maxsize=32)
-def _init_fn(agent: Agent, prune: PruneConfig, mesh: Optional[Mesh]):
+def _init_fn(agent: Algorithm, prune: PruneConfig, mesh: Optional[Mesh]):
     def one(data, seed, sparsity, obs_mean, obs_std):
         key = jax.random.PRNGKey(seed)
         k_agent, k_train = jax.random.split(key)
-        state = agent.init(k_agent, data, prune, sparsity, obs_mean, obs_std)
+        state = init_state(agent, k_agent, data, prune, sparsity, obs_mean, obs_std)
         return RunState(state, k_train, jnp.int32(-1))
 
     fn = jax.vmap(one, in_axes=(None, 0, 0, None, None))
@@ -176,7 +90,7 @@ def resolve_runs_loop(runs_loop: str, mesh: Optional[Mesh] = None) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def make_train_chunk(agent: Agent, batch_size: int, num_steps: int, mesh: Optional[Mesh] = None,
+def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: int, mesh: Optional[Mesh] = None,
                      unroll: int = 1, runs_loop: str = "auto"):
     """jit(vmap(scan)) (or jit(map(scan)), see ``runs_loop``): ``num_steps`` train steps for every run.
 
@@ -205,7 +119,7 @@ def make_train_chunk(agent: Agent, batch_size: int, num_steps: int, mesh: Option
             sums = {k: sums[k] + metrics[k] for k in sums}
             return (new_agent, key, nan_step, sums), None
 
-        zero = {k: jnp.zeros((), jnp.float32) for k in _metric_names(agent)}
+        zero = {k: jnp.zeros((), jnp.float32) for k in agent.metric_names}
         init = (rs.agent, rs.key, rs.nan_step, zero)
         (agent_state, key, nan_step, sums), _ = jax.lax.scan(body, init, None, length=num_steps, unroll=unroll)
         # A broken run is frozen at the state it had when this chunk began: one select per
@@ -228,14 +142,8 @@ def make_train_chunk(agent: Agent, batch_size: int, num_steps: int, mesh: Option
     return jax.jit(fn, in_shardings=(rs_sh, rep), out_shardings=(rs_sh, rs_sh), donate_argnums=(0,))
 
 
-def _metric_names(agent: Agent) -> Tuple[str, ...]:
-    if agent.config.vae_only:
-        return ("vae_loss",)
-    return ("vae_loss", "critic_loss", "actor_loss")
-
-
 @functools.lru_cache(maxsize=32)
-def make_act_fn(agent: Agent):
+def make_act_fn(agent: Algorithm):
     """jit(vmap(act)): actions for obs (runs, envs, obs_dim) from every run's params."""
 
     def one(params, obs_mean, obs_std, obs, key):

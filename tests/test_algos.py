@@ -4,8 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_orl.algos import make_agent
-from sparse_orl.config import AgentConfig, PruneConfig
+from sparse_orl.algos import make_algorithm
+from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions
 from sparse_orl.training import init_runs, make_train_chunk, resolve_runs_loop
 
@@ -54,7 +55,7 @@ def _q(p, s, a):
 
 @pytest.mark.parametrize("algo", ["bcq", "bc"])
 def test_critic_target_matches_hand_computation(algo):
-    agent = make_agent(AgentConfig(algo=algo, **TINY), OBS, ACT, 1.0)
+    agent = make_algorithm(make_config(algo, **TINY), OBS, ACT, 1.0)
     params = agent.init_params(jax.random.PRNGKey(0))
     batch = jax.tree_util.tree_map(lambda x: x[:4], _data())
     z = jnp.clip(jax.random.normal(jax.random.PRNGKey(1), (4, 10, agent.latent_dim)), -0.5, 0.5)
@@ -74,7 +75,7 @@ def test_critic_target_matches_hand_computation(algo):
 
 
 def test_bcq_act_is_argmax_q1_and_bc_act_is_clipped_decode():
-    agent = make_agent(AgentConfig(algo="bcq", **TINY), OBS, ACT, 1.0)
+    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
     params = agent.init_params(jax.random.PRNGKey(0))
     obs = _data().obs[:3]
     key = jax.random.PRNGKey(5)
@@ -85,7 +86,7 @@ def test_bcq_act_is_argmax_q1_and_bc_act_is_clipped_decode():
         s = np.repeat(np.asarray(obs[b], np.float64)[None], 10, 0)
         cand = _actor(p["actor"], s, _decode(p["vae"], s, z[b]))
         np.testing.assert_allclose(a[b], cand[np.argmax(_q(p["critic"]["q1"], s, cand))], atol=1e-5)
-    bc = make_agent(AgentConfig(algo="bc", vae_only=True, **TINY), OBS, ACT, 1.0)
+    bc = make_algorithm(BCConfig(vae_only=True, **TINY), OBS, ACT, 1.0)
     z = np.asarray(bc.clipped_latent(key, (3,), 0.25))
     assert np.abs(z).max() <= 0.25
     a = np.asarray(bc.act(params, jnp.zeros(OBS), jnp.ones(OBS), obs, key))
@@ -102,7 +103,7 @@ def _zero_where_pruned(tree, masks):
 
 @pytest.mark.parametrize("pruner", ["snip", "grasp", "random", "magnitude"])
 def test_pruned_weights_stay_exactly_zero(pruner):
-    agent = make_agent(AgentConfig(algo="bcq", **TINY), OBS, ACT, 1.0)
+    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
     data = _data()
     runs = init_runs(agent, PruneConfig(pruner, snip_batch=50, grasp_batch=60), data, [0], [0.9])
     st = runs.agent
@@ -116,7 +117,7 @@ def test_pruned_weights_stay_exactly_zero(pruner):
     assert _zero_where_pruned({k: st.target_params[k] for k in st.target_params},
                               {k: st.masks[k] for k in st.target_params})
     for name, opt in st.opt_state.items():
-        adam = opt[0]
+        adam = opt.inner[0]
         assert _zero_where_pruned(adam.mu, st.masks[name]) and _zero_where_pruned(adam.nu, st.masks[name])
     # and the kept weights did train
     kept = np.asarray(st.masks["vae"]["d2"]["kernel"]) > 0
@@ -124,7 +125,7 @@ def test_pruned_weights_stay_exactly_zero(pruner):
 
 
 def test_vmapped_runs_equal_separate_runs():
-    agent = make_agent(AgentConfig(algo="bcq", **TINY), OBS, ACT, 1.0)
+    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
     data = _data()
     prune = PruneConfig("snip", snip_batch=50)
     seeds, levels = [0, 0, 1, 1], [0.5, 0.9, 0.5, 0.9]
@@ -141,7 +142,7 @@ def test_vmapped_runs_equal_separate_runs():
 
 def test_runs_loop_map_equals_vmap():
     """Runs one after another (lax.map, the CPU option) give the vmapped results."""
-    agent = make_agent(AgentConfig(algo="bcq", **TINY), OBS, ACT, 1.0)
+    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
     data = _data()
     prune = PruneConfig("random")
     seeds, levels = [0, 1, 2], [0.0, 0.5, 0.9]
@@ -161,7 +162,7 @@ def test_runs_loop_map_equals_vmap():
 
 
 def test_same_seed_same_init_and_nested_snip_masks_across_sparsity():
-    agent = make_agent(AgentConfig(algo="bc", vae_only=True, **TINY), OBS, ACT, 1.0)
+    agent = make_algorithm(BCConfig(vae_only=True, **TINY), OBS, ACT, 1.0)
     runs = init_runs(agent, PruneConfig("snip", snip_batch=50), _data(), [3, 3, 4], [0.0, 0.8, 0.0])
     p, m = runs.agent.params["vae"], runs.agent.masks["vae"]
     for layer in p:
@@ -172,7 +173,7 @@ def test_same_seed_same_init_and_nested_snip_masks_across_sparsity():
 
 
 def test_nan_run_is_frozen_and_others_continue():
-    agent = make_agent(AgentConfig(algo="bc", vae_only=True, **TINY), OBS, ACT, 1.0)
+    agent = make_algorithm(BCConfig(vae_only=True, **TINY), OBS, ACT, 1.0)
     data = _data()
     runs = init_runs(agent, PruneConfig("none"), data, [0, 1], [0.0, 0.0])
     bad_vae = jax.tree_util.tree_map(lambda x: x.at[1].set(jnp.nan), runs.agent.params["vae"])

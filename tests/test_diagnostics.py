@@ -3,9 +3,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparse_orl.algos import vae_diagnostics
 from sparse_orl import diagnostics, pruning
-from sparse_orl.algos import make_agent
-from sparse_orl.config import AgentConfig
+from sparse_orl.algos import make_algorithm
+from sparse_orl.algos import BCConfig, BCQConfig, make_config
 from sparse_orl.data.transitions import Transitions
 
 
@@ -36,7 +37,7 @@ def test_dead_units_and_effective_width_on_hand_made_masks():
 
 
 def test_vae_units_heads_and_decoder_input_mass():
-    agent = make_agent(AgentConfig(algo="bc", vae_only=True, vae_hidden=(4, 4)), 3, 1, 1.0)
+    agent = make_algorithm(BCConfig(vae_only=True, vae_hidden=(4, 4)), 3, 1, 1.0)
     params = jax.tree_util.tree_map(np.asarray, agent.init_params(jax.random.PRNGKey(0))["vae"])
     masks = jax.tree_util.tree_map(np.ones_like, params)
     masks["mean"]["kernel"][:] = 0
@@ -47,7 +48,7 @@ def test_vae_units_heads_and_decoder_input_mass():
     assert rep["layers"]["e2"]["no_out"] == 3 and rep["layers"]["e2"]["effective_width"] == 1
     assert rep["layers"]["d1"]["dead"] == 0
     assert rep["inputs"]["d1"] == {"features": 5, "used": 4}
-    mass = diagnostics.decoder_input_mass(params, masks, obs_dim=3)
+    mass = vae_diagnostics.decoder_input_mass(params, masks, obs_dim=3)
     w = np.abs(params["d1"]["kernel"])
     np.testing.assert_allclose(mass["state_mass"], w[:3].sum(), rtol=1e-6)
     np.testing.assert_allclose(mass["latent_mass"], w[3, 0], rtol=1e-6)
@@ -55,7 +56,7 @@ def test_vae_units_heads_and_decoder_input_mass():
 
 
 def test_z_reliance_and_grad_norms():
-    agent = make_agent(AgentConfig(algo="bc", vae_only=True, vae_hidden=(6, 6)), 3, 1, 1.0)
+    agent = make_algorithm(BCConfig(vae_only=True, vae_hidden=(6, 6)), 3, 1, 1.0)
     rng = np.random.default_rng(0)
     data = Transitions(obs=jnp.asarray(rng.normal(size=(64, 3)), jnp.float32),
                        action=jnp.asarray(rng.uniform(-1, 1, (64, 1)), jnp.float32),
@@ -64,7 +65,7 @@ def test_z_reliance_and_grad_norms():
     masks = pruning.ones_like_masks(params)
     # cut every latent row of d1: the decoder cannot see z, all three MSEs agree
     masks["vae"]["d1"]["kernel"] = masks["vae"]["d1"]["kernel"].at[3:].set(0.0)
-    z = diagnostics.z_reliance(agent, jax.tree_util.tree_map(lambda p, m: p * m, params["vae"], masks["vae"]),
+    z = vae_diagnostics.z_reliance(agent, jax.tree_util.tree_map(lambda p, m: p * m, params["vae"], masks["vae"]),
                                data, jax.random.PRNGKey(1), num=64)
     assert z["num_samples"] == 64
     np.testing.assert_allclose(z["mse_z_sampled"], z["mse_z_zero"], rtol=1e-6)

@@ -191,15 +191,15 @@ def test_corrupt_and_truncated_files_raise_naming_the_file(tmp_path):
 # ---- deployment: the standalone policy vs the flax modules ------------------------------------
 def _agent_file(tmp_path, algo, sparsity=0.5, normalize=True, obs_dim=5, act_dim=3):
     """A small agent, masked params of its shapes (numpy, no flax init), and its compact file."""
-    from sparse_orl.algos import make_agent
-    from sparse_orl.config import AgentConfig
+    from sparse_orl.algos import make_algorithm
+    from sparse_orl.algos import BCConfig, BCQConfig, make_config
 
     if algo == "bc":
-        cfg = AgentConfig(algo="bc", vae_only=True, vae_hidden=(16, 16), normalize_obs=normalize)
+        cfg = BCConfig(vae_only=True, vae_hidden=(16, 16), normalize_obs=normalize)
     else:
-        cfg = AgentConfig(algo="bcq", actor_hidden=(16, 12), critic_hidden=(16, 12), vae_hidden=(16, 16),
+        cfg = BCQConfig(actor_hidden=(16, 12), critic_hidden=(16, 12), vae_hidden=(16, 16),
                           num_act_samples=4, normalize_obs=normalize)
-    agent = make_agent(cfg, obs_dim, act_dim, 1.0)
+    agent = make_algorithm(cfg, obs_dim, act_dim, 1.0)
     rng = np.random.default_rng(0)
     nets = ["vae"] if algo == "bc" else ["actor", "critic", "vae"]
     params, masks = {}, {}
@@ -208,19 +208,36 @@ def _agent_file(tmp_path, algo, sparsity=0.5, normalize=True, obs_dim=5, act_dim
             _layers(net, obs_dim, act_dim, agent.latent_dim, cfg.actor_hidden, cfg.vae_hidden), sparsity, rng)
     mean = rng.normal(size=obs_dim).astype(np.float32)
     std = rng.uniform(0.5, 2, size=obs_dim).astype(np.float32)
-    meta = {"config": dataclasses.asdict(cfg) | {"obs_dim": obs_dim, "act_dim": act_dim, "max_action": 1.0,
-                                                 "env_id": "Test-v0"},
+    meta = {"config": cfg.to_dict() | {"obs_dim": obs_dim, "act_dim": act_dim, "max_action": 1.0,
+                                       "env_id": "Test-v0"}, "acting": agent.acting_program(),
             "obs_mean": mean, "obs_std": std}
     path = str(tmp_path / f"{algo}.soc")
     export.save_compact(path, params, masks, meta)
     return agent, params, mean, std, path
 
 
+def _cat(a, b):
+    return np.concatenate([np.asarray(a, np.float32), np.asarray(b, np.float32)], -1)
+
+
+def _decode(pol, s, z):  # G(s, z) from the policy's own decoder MLP
+    return pol.max_action * np.tanh(np.asarray(pol.network("vae", "d")(_cat(s, z))))
+
+
+def _perturb(pol, s, a):  # BCQ's ξ(s, a)
+    d = np.asarray(pol.network("actor/net", "l")(_cat(s, a)))
+    return np.clip(a + pol.config["phi"] * pol.max_action * np.tanh(d), -pol.max_action, pol.max_action)
+
+
+def _q1(pol, s, a):
+    return np.asarray(pol.network("critic/q1/net", "l")(_cat(s, a)))[..., 0]
+
+
 @pytest.mark.parametrize("algo", ["bc", "bcq"])
 def test_policy_matches_flax_agent(tmp_path, algo):
     agent, params, mean, std, path = _agent_file(tmp_path, algo)
     obs = np.random.default_rng(5).normal(size=(7, 5)).astype(np.float32) * 2
-    policies = [deploy.Policy.load(path), deploy.Policy.load(path, backend="jax")]
+    policies = [deploy.Policy.load(path, sparse=False), deploy.Policy.load(path, backend="jax")]
     policies += [deploy.Policy.load(path, sparse=True, kernel=k) for k in deploy.KERNELS]
     s = agent.normalize(mean, std, obs)
     z = np.random.default_rng(6).uniform(-0.4, 0.4, size=(7, 6)).astype(np.float32)
@@ -231,11 +248,11 @@ def test_policy_matches_flax_agent(tmp_path, algo):
     for pol in policies:
         assert pol.algo == algo and pol.latent_dim == 6
         np.testing.assert_allclose(pol.normalize(obs), s, rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(np.asarray(pol.decode(s, z)), ref_dec, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(_decode(pol, s, z)), ref_dec, rtol=1e-5, atol=1e-5)
         if algo == "bcq":
-            np.testing.assert_allclose(np.asarray(pol.perturb(s, a)),
+            np.testing.assert_allclose(np.asarray(_perturb(pol, s, a)),
                                        agent.actor.apply({"params": params["actor"]}, s, a), rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(np.asarray(pol.q1(s, a)),
+            np.testing.assert_allclose(np.asarray(_q1(pol, s, a)),
                                        agent.critic.apply({"params": params["critic"]["q1"]}, s, a),
                                        rtol=1e-5, atol=1e-5)
         # the same N(0, I) draws the agent clips: act() is the agent's act end to end
@@ -268,7 +285,7 @@ def test_export_run_and_standalone_deploy(tmp_path):
     agent, params, mean, std, path = _agent_file(tmp_path, "bcq")
     masks = export.load_compact(path)[1]
     stack = lambda t: jax.tree_util.tree_map(lambda x: np.stack([x, x]), t)
-    cfg = dataclasses.asdict(agent.config) | {"obs_dim": 5, "act_dim": 3, "max_action": 1.0, "env_id": "Test-v0"}
+    cfg = agent.config.to_dict() | {"obs_dim": 5, "act_dim": 3, "max_action": 1.0, "env_id": "Test-v0"}
     workdir = str(tmp_path / "wd")
     save_final(workdir, [{"seed": 0, "sparsity": 0.5, "pruner": "random"}] * 2, stack(params), stack(masks),
                np.stack([mean, mean]), np.stack([std, std]), cfg)
@@ -377,13 +394,13 @@ def test_compact_mlp_random_exact_and_matches_unit_report(density):
 def test_sparse_policy_95_all_kernels_match_dense_and_flax(tmp_path, algo):
     """95% sparse: compaction removes units; every kernel, batch 1 and a batch past SMALL_ROWS."""
     agent, params, mean, std, path = _agent_file(tmp_path, algo, sparsity=0.95)
-    dense = deploy.Policy.load(path)
+    dense = deploy.Policy.load(path, sparse=False)
     rng = np.random.default_rng(3)
     act = jax.jit(agent.act)
     for kernel in deploy.KERNELS:
         pol = deploy.Policy.load(path, sparse=True, kernel=kernel)
         summ = pol.kernel_summary()
-        assert set(summ) == ({"decoder"} if algo == "bc" else {"decoder", "actor", "q1"})
+        assert set(summ) == ({"vae/d"} if algo == "bc" else {"vae/d", "actor/net/l", "critic/q1/net/l"})
         before = sum(l["units_before"] for net in summ.values() for l in net[:-1])
         after = sum(l["out"] for net in summ.values() for l in net[:-1])
         assert after < before
@@ -400,10 +417,10 @@ def test_sparse_policy_95_all_kernels_match_dense_and_flax(tmp_path, algo):
             s = pol.normalize(obs)
             a = rng.uniform(-1, 1, batch + (3,)).astype(np.float32)
             zz = rng.uniform(-0.5, 0.5, batch + (6,)).astype(np.float32)
-            np.testing.assert_allclose(pol.decode(s, zz), dense.decode(s, zz), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(_decode(pol, s, zz), _decode(dense, s, zz), rtol=1e-5, atol=1e-5)
             if algo == "bcq":
-                np.testing.assert_allclose(pol.perturb(s, a), dense.perturb(s, a), rtol=1e-5, atol=1e-5)
-                np.testing.assert_allclose(pol.q1(s, a), dense.q1(s, a), rtol=1e-5, atol=1e-5)
+                np.testing.assert_allclose(_perturb(pol, s, a), _perturb(dense, s, a), rtol=1e-5, atol=1e-5)
+                np.testing.assert_allclose(_q1(pol, s, a), _q1(dense, s, a), rtol=1e-5, atol=1e-5)
         key = jax.random.PRNGKey(4)
         obs = rng.normal(size=(7, 5)).astype(np.float32)
         z_raw = np.asarray(jax.random.normal(key, pol.latent_shape((7,))))
@@ -413,7 +430,7 @@ def test_sparse_policy_95_all_kernels_match_dense_and_flax(tmp_path, algo):
 
 def test_sparse_policy_without_scipy_and_public_csr_fallback(tmp_path, monkeypatch):
     _, _, _, _, path = _agent_file(tmp_path, "bcq", sparsity=0.9)
-    dense = deploy.Policy.load(path)
+    dense = deploy.Policy.load(path, sparse=False)
     obs = np.random.default_rng(0).normal(size=(80, 5)).astype(np.float32)
     z = np.random.default_rng(1).standard_normal(dense.latent_shape((80,))).astype(np.float32)
     want = dense.act(obs, z=z)

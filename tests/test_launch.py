@@ -10,7 +10,8 @@ import pytest
 
 from conftest import TINY_ID
 from sparse_orl.checkpoint import load_final
-from sparse_orl.config import AgentConfig, PruneConfig
+from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.config import PruneConfig
 from sparse_orl.experiment import ExperimentConfig, run_experiment
 from sparse_orl.io_utils import read_jsonl
 
@@ -28,7 +29,7 @@ def minari_env(tiny_minari_root, monkeypatch, tmp_path):
 def _config(workdir, algo="bcq", steps=60, **kw):
     base = dict(
         dataset=TINY_ID, workdir=str(workdir),
-        agent=AgentConfig(algo=algo, vae_only=(algo == "bc"), **TINY_AGENT),
+        agent=make_config(algo, **({"vae_only": True} if algo == "bc" else {}), **TINY_AGENT),
         prunes=(PruneConfig("snip", snip_batch=40),), seeds=(0, 1), sparsities=(0.5, 0.9),
         steps=steps, batch_size=16, eval_every=20, eval_episodes=2, checkpoint_every=20,
         eval_max_episode_steps=8,

@@ -34,12 +34,13 @@ SCRIPT = textwrap.dedent(r"""
     common.define_distributed_flags()
     flags.FLAGS(["worker"] + sys.argv[3:])
     common.init_distributed(flags.FLAGS)
-    from sparse_orl.config import AgentConfig, PruneConfig
+    from sparse_orl.algos import BCConfig
+    from sparse_orl.config import PruneConfig
     from sparse_orl.experiment import ExperimentConfig, run_experiment
 
     cfg = ExperimentConfig(
         dataset=dataset, workdir=workdir,
-        agent=AgentConfig(algo="bc", vae_only=True, vae_hidden=(16, 16)),
+        agent=BCConfig(vae_only=True, vae_hidden=(16, 16)),
         prunes=(PruneConfig("snip", snip_batch=40),), seeds=(0, 1, 2), sparsities=(0.5,),
         steps=20, batch_size=16, eval_every=10, eval_episodes=2, checkpoint_every=10,
         eval_max_episode_steps=5,
@@ -147,11 +148,12 @@ SWEEP_SCRIPT = textwrap.dedent(r"""
     common.define_distributed_flags()
     flags.FLAGS(["worker"] + sys.argv[3:])
     common.init_distributed(flags.FLAGS)
-    from sparse_orl.config import AgentConfig, PruneConfig
+    from sparse_orl.algos import BCConfig
+    from sparse_orl.config import PruneConfig
     from sparse_orl import sweep as sw
 
     cfg = sw.SweepConfig(
-        workdir=workdir, datasets=(dataset,), agents=(AgentConfig(algo="bc", vae_only=True, vae_hidden=(16, 16)),),
+        workdir=workdir, datasets=(dataset,), agents=(BCConfig(vae_only=True, vae_hidden=(16, 16)),),
         prunes=(PruneConfig("none"), PruneConfig("random")), sparsities=(0.5, 0.9), seeds=(0,), steps=10,
         batch_size=16, eval_every=10, eval_episodes=1, checkpoint_every=10, eval_max_episode_steps=5,
         max_runs_per_program=2)

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 
 from sparse_orl import diagnostics, pruning
-from sparse_orl.algos import make_agent
-from sparse_orl.config import AgentConfig, PruneConfig
+from sparse_orl.algos import make_algorithm
+from sparse_orl.initialize import init_state
+from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions
 from sparse_orl.networks import MLP
 
 OBS, ACT = 5, 2
-VAE_ONLY = AgentConfig(algo="bc", vae_only=True, vae_hidden=(12, 12))
+VAE_ONLY = BCConfig(vae_only=True, vae_hidden=(12, 12))
 LEVELS = (0.5, 0.9, 0.97)
 
 
@@ -171,11 +173,11 @@ def test_synflow_avoids_layer_collapse_where_magnitude_collapses():
 
 
 def test_acting_time_scoring_changes_only_decoder_masks():
-    agent = make_agent(VAE_ONLY, OBS, ACT, 1.0)
+    agent = make_algorithm(VAE_ONLY, OBS, ACT, 1.0)
     assert agent.acting_latent_clip == 0.25
     data = _data()
     configs = (PruneConfig("snip", snip_batch=50), PruneConfig("snip", snip_batch=50, vae_score="acting"))
-    train, acting = jax.jit(lambda: tuple(agent.init(jax.random.PRNGKey(1), data, p, 0.9).masks["vae"]
+    train, acting = jax.jit(lambda: tuple(init_state(agent, jax.random.PRNGKey(1), data, p, 0.9).masks["vae"]
                                           for p in configs))()
     enc = [k for k in train if not k.startswith("d")]
     dec = [k for k in train if k.startswith("d")]
@@ -185,20 +187,22 @@ def test_acting_time_scoring_changes_only_decoder_masks():
     assert count(train) == count(acting)
     assert any(not np.array_equal(train[k]["kernel"], acting[k]["kernel"]) for k in dec)
     # the acting loss decodes a clipped prior latent, no encoder
-    loss_fn, p, b = agent.acting_decoder_problem(agent.init_params(jax.random.PRNGKey(0))["vae"], data, jax.random.PRNGKey(2))
+    (select, (loss_fn, p, b)), = agent.rerank_problems(agent.init_params(jax.random.PRNGKey(0)), data,
+                                                       jax.random.PRNGKey(2), configs[1]).values()
+    assert [k for k in p if select(k)] == dec
     assert float(jnp.max(jnp.abs(b.eps))) <= 0.25
     np.testing.assert_allclose(float(loss_fn(p, b)),
                                float(jnp.mean(jnp.square(agent.decode(p, data.obs, b.eps) - data.action))), rtol=1e-6)
 
 
 def test_warmup_runs_rewinds_and_labels():
-    agent = make_agent(VAE_ONLY, OBS, ACT, 1.0)
+    agent = make_algorithm(VAE_ONLY, OBS, ACT, 1.0)
     data = _data()
     key = jax.random.PRNGKey(0)
     # init under jit, as agent.init runs it (eager and jitted uniform draws may differ in the last ulp)
     dense = jax.jit(agent.init_params)(jax.random.split(key)[0])["vae"]
     configs = [PruneConfig("snip", snip_batch=50, warmup_steps=3, warmup_rewind=r, warmup_batch=20) for r in (True, False)]
-    states = jax.jit(lambda: tuple(agent.init(key, data, p, 0.9) for p in configs))()
+    states = jax.jit(lambda: tuple(init_state(agent, key, data, p, 0.9) for p in configs))()
     for rewind, st in zip((True, False), states):
         p, m = st.params["vae"], st.masks["vae"]
         keep = np.asarray(m["d2"]["kernel"]) > 0
@@ -250,10 +254,10 @@ def test_fan_in_rescale_restores_dense_preactivation_variance():
 
 
 def test_rescale_init_in_agent_init_label_and_zeros():
-    agent = make_agent(VAE_ONLY, OBS, ACT, 1.0)
+    agent = make_algorithm(VAE_ONLY, OBS, ACT, 1.0)
     data = _data()
     key = jax.random.PRNGKey(0)
-    plain, resc = jax.jit(lambda: tuple(agent.init(key, data, p, 0.9) for p in (
+    plain, resc = jax.jit(lambda: tuple(init_state(agent, key, data, p, 0.9) for p in (
         PruneConfig("random"), PruneConfig("random", rescale_init=True))))()
     for layer, leaves in plain.params["vae"].items():
         m = np.asarray(plain.masks["vae"][layer]["kernel"])

@@ -8,7 +8,8 @@ import pytest
 from conftest import TINY_ID
 from sparse_orl import reporting
 from sparse_orl import sweep as sw
-from sparse_orl.config import AgentConfig, PruneConfig
+from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.config import PruneConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,7 +24,7 @@ def finished_sweep(tiny_minari_root, tmp_path_factory):
     try:
         sweep = sw.SweepConfig(
             workdir=str(tmp / "sweep"), datasets=(TINY_ID,),
-            agents=(AgentConfig(algo="bc", vae_only=True, vae_hidden=(16,)),),
+            agents=(BCConfig(vae_only=True, vae_hidden=(16,)),),
             prunes=(PruneConfig("none"), PruneConfig("snip")), sparsities=(0.9, 0.95), seeds=(0, 1),
             steps=20, eval_every=10, checkpoint_every=20, eval_episodes=2, eval_max_episode_steps=8, batch_size=16,
             max_runs_per_program=3)  # 6 runs in 2 programs (the merged-workdirs test reports them separately)
@@ -79,7 +80,7 @@ def test_confidence_interval_and_one_seed():
     mean, sd, hw = reporting.mean_ci([1.0, 2.0, 3.0])
     assert (mean, sd) == (2.0, 1.0) and hw == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-6)  # t(0.975, 2)
     assert reporting.mean_ci([5.0]) == (5.0, None, None)
-    rows = [dict(algo="bc", vae_only=False, dataset="d", pruner="snip", sparsity=0.9, seed=0, step=10,
+    rows = [dict(algo="bc", algo_name="BC", dataset="d", pruner="snip", sparsity=0.9, seed=0, step=10,
                  normalized_score=50.0, **{"return": 1.0})]
     assert "n/a (1 seed)" in "\n".join(reporting.score_table(rows))
 

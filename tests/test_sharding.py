@@ -15,15 +15,16 @@ import numpy as np
 SCRIPT = textwrap.dedent(r"""
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
-    from sparse_orl.algos import make_agent
-    from sparse_orl.config import AgentConfig, PruneConfig
+    from sparse_orl.algos import make_algorithm
+    from sparse_orl.algos import BCQConfig
+    from sparse_orl.config import PruneConfig
     from sparse_orl.data.transitions import Transitions
-    from sparse_orl.training import (init_runs, make_train_chunk, padded_num_runs, replicated, runs_mesh,
-                                     runs_sharding)
+    from sparse_orl.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding
+    from sparse_orl.training import init_runs, make_train_chunk
 
     sharded, out = sys.argv[1] == "mesh", sys.argv[2]
-    cfg = AgentConfig(algo="bcq", actor_hidden=(8, 8), critic_hidden=(8, 8), vae_hidden=(8, 8))
-    agent = make_agent(cfg, 3, 2, 1.0)
+    cfg = BCQConfig(actor_hidden=(8, 8), critic_hidden=(8, 8), vae_hidden=(8, 8))
+    agent = make_algorithm(cfg, 3, 2, 1.0)
     k = jax.random.split(jax.random.PRNGKey(42), 5)
     n = 64
     data = Transitions(jax.random.normal(k[0], (n, 3)), jax.random.uniform(k[1], (n, 2), minval=-1, maxval=1),

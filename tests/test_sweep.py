@@ -11,7 +11,8 @@ import pytest
 
 from conftest import TINY_ID
 from sparse_orl import sweep as sw
-from sparse_orl.config import AgentConfig, PruneConfig
+from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.config import PruneConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(actor_hidden=(8,), critic_hidden=(8,), vae_hidden=(8,))
@@ -19,7 +20,7 @@ TINY = dict(actor_hidden=(8,), critic_hidden=(8,), vae_hidden=(8,))
 
 def _sweep(workdir, **kw):
     base = dict(workdir=str(workdir), datasets=("d/a/x-v0", "d/b/y-v0"),
-                agents=(AgentConfig(algo="bcq", **TINY), AgentConfig(algo="bc", vae_only=True, **TINY)),
+                agents=(BCQConfig(**TINY), BCConfig(vae_only=True, **TINY)),
                 prunes=(PruneConfig("none"), PruneConfig("snip"), PruneConfig("grasp")),
                 sparsities=(0.5, 0.9), seeds=(0, 1, 2), steps=40, eval_every=20, checkpoint_every=20)
     base.update(kw)
@@ -50,8 +51,8 @@ def test_plan_groups_shapes_and_trains_dense_once_per_seed(tmp_path):
 
 @pytest.mark.parametrize("cap", [1, 2, 3, 4, 5, 6, 9, 10, 14, 15, 16])
 def test_max_runs_per_program_splits_without_losing_or_repeating_runs(tmp_path, cap):
-    whole = sw.plan(_sweep(tmp_path, datasets=("d/a/x-v0",), agents=(AgentConfig(algo="bc", **TINY),)))
-    split = sw.plan(_sweep(tmp_path, datasets=("d/a/x-v0",), agents=(AgentConfig(algo="bc", **TINY),),
+    whole = sw.plan(_sweep(tmp_path, datasets=("d/a/x-v0",), agents=(BCConfig(**TINY),)))
+    split = sw.plan(_sweep(tmp_path, datasets=("d/a/x-v0",), agents=(BCConfig(**TINY),),
                            max_runs_per_program=cap))
     assert all(p.num_runs <= cap for p in split)
     assert sorted(_all_runs(split)) == sorted(_all_runs(whole))
@@ -96,7 +97,7 @@ def test_a_different_grid_on_an_existing_workdir_is_refused(tmp_path):
 
 
 def test_a_locked_program_is_skipped(tmp_path):
-    sweep = _sweep(tmp_path, datasets=("d/a/x-v0",), agents=(AgentConfig(algo="bc", **TINY),))
+    sweep = _sweep(tmp_path, datasets=("d/a/x-v0",), agents=(BCConfig(**TINY),))
     (program,) = sw.plan(sweep)
     held = sw.program_lock(str(tmp_path), program.name)
     assert held.acquire()

@@ -1,14 +1,16 @@
-"""Offline RL algorithms with masks as data: BCQ and BC."""
-from sparse_orl.algos.agent import Agent, AgentState
-from sparse_orl.algos.bc import BC
-from sparse_orl.algos.bcq import BCQ
-from sparse_orl.config import AgentConfig
+"""Offline RL algorithms on one interface (:mod:`sparse_orl.algos.base`), found by name.
 
+Adding an algorithm: its own module (config + algorithm class), one line below, tests.
+"""
+from sparse_orl.algos.base import AlgoConfig, Algorithm, TrainState
+from sparse_orl.algos.registry import (ALGORITHMS, AlgorithmSpec, algorithm_from_dict, config_from_dict, get_spec, make_config,
+                                       make_algorithm, register_algorithm)
+from sparse_orl.algos.bcq import BCQ, BCQConfig
+from sparse_orl.algos.bc import BC, BCConfig
 
-def make_agent(config: AgentConfig, obs_dim: int, act_dim: int, max_action: float) -> Agent:
-    """The agent for ``config.algo`` ("bcq" or "bc") with the dataset's shapes."""
-    cls = {"bcq": BCQ, "bc": BC}[config.algo]
-    return cls(config, int(obs_dim), int(act_dim), float(max_action))
+register_algorithm(BCQConfig, BCQ)
+register_algorithm(BCConfig, BC)
 
-
-__all__ = ["Agent", "AgentState", "BC", "BCQ", "make_agent"]
+__all__ = ["ALGORITHMS", "AlgoConfig", "Algorithm", "AlgorithmSpec", "BC", "BCConfig", "BCQ", "BCQConfig",
+           "TrainState", "algorithm_from_dict", "config_from_dict", "get_spec", "make_algorithm", "make_config",
+           "register_algorithm"]

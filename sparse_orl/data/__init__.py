@@ -13,6 +13,7 @@ from sparse_orl.data.reference_scores import d4rl_reference, normalized_score
 from sparse_orl.data.transitions import (
     DatasetInfo,
     Transitions,
+    obs_stats,
     sample_batch,
     to_device,
     validate_transitions,
@@ -21,6 +22,7 @@ from sparse_orl.data.transitions import (
 __all__ = [
     "Transitions",
     "DatasetInfo",
+    "obs_stats",
     "sample_batch",
     "to_device",
     "validate_transitions",

@@ -10,7 +10,7 @@ import numpy as np
 
 from sparse_orl.data.d4rl import sha256_files
 from sparse_orl.data.reference_scores import d4rl_reference
-from sparse_orl.data.transitions import DatasetInfo, Transitions, validate_transitions
+from sparse_orl.data.transitions import DatasetInfo, Transitions, box_dim, validate_transitions
 
 # Files hashed for DatasetInfo.sha256, in this (sorted) order, when present.
 _DATA_FILES = ("main_data.hdf5", "metadata.json")
@@ -58,17 +58,6 @@ def _env_id(dataset) -> Optional[str]:
             pass
     spec = dataset.env_spec
     return str(spec.id) if spec is not None and getattr(spec, "id", None) else None
-
-
-def _box_dim(space, what: str, dataset_id: str) -> int:
-    """Flat dimension of a 1-D Box space; ``ValueError`` for any other space."""
-    import gymnasium as gym
-
-    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-        raise ValueError(
-            f"Minari dataset {dataset_id!r}: only 1-D Box {what} spaces are supported, got {space}"
-        )
-    return int(space.shape[0])
 
 
 def _max_action(space, dataset_id: str) -> float:
@@ -145,8 +134,8 @@ def load_minari(dataset_id: str, download: bool = True) -> Tuple[Transitions, Da
     """
     dataset = _open_dataset(dataset_id, download=download)
     storage = dataset.storage
-    obs_dim = _box_dim(dataset.observation_space, "observation", dataset_id)
-    act_dim = _box_dim(dataset.action_space, "action", dataset_id)
+    obs_dim = box_dim(dataset.observation_space, "observation", f"Minari dataset {dataset_id!r}")
+    act_dim = box_dim(dataset.action_space, "action", f"Minari dataset {dataset_id!r}")
 
     # storage.get_episodes reads each episode's arrays straight from disk (no EpisodeData wrapper).
     t, num_episodes = transitions_from_episodes(

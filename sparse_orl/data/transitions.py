@@ -74,3 +74,24 @@ def sample_batch(data: Transitions, key: jax.Array, batch_size: int) -> Transiti
     batch = jax.tree_util.tree_map(lambda x: jnp.take(x, idx, axis=0), data)
     chex.assert_shape(batch.reward, (batch_size,))
     return batch
+
+
+def obs_stats(t: Transitions, normalize: bool = True):
+    """(mean, std + 1e-3) of the observations, float32, computed in float64 once per dataset;
+    (0, 1) when ``normalize`` is off, so normalization is the identity."""
+    import numpy as np
+
+    d = np.shape(t.obs)[-1]
+    if not normalize:
+        return np.zeros(d, np.float32), np.ones(d, np.float32)
+    obs = np.asarray(t.obs, np.float64)
+    return obs.mean(0).astype(np.float32), (obs.std(0) + 1e-3).astype(np.float32)
+
+
+def box_dim(space, what: str, where: str) -> int:
+    """Flat dimension of a 1-D ``gymnasium.spaces.Box``; ``ValueError`` naming ``where`` otherwise."""
+    import gymnasium as gym
+
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ValueError(f"{where}: only 1-D Box {what} spaces are supported, got {space}")
+    return int(space.shape[0])

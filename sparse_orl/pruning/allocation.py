@@ -37,12 +37,14 @@ across layers in proportion to their floors.
 from __future__ import annotations
 
 import math
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_orl.pruning.masks import (_is_concrete, is_prunable, masks_from_flat_keep,
-                                      masks_from_scores, num_kept)
+from sparse_orl.pruning.masks import (Prunable, _is_concrete, map_prunable, masks_from_flat_keep,
+                                      masks_from_scores, num_kept, prunable_flags)
 
 ALLOCATIONS = ("global", "erk", "uniform")
 
@@ -97,12 +99,12 @@ def _keep_smallest_lex(primary, secondary, k):
 def check_allocation(allocation: str, min_layer_density: float = 0.0) -> None:
     if allocation not in ALLOCATIONS:
         raise ValueError(f"--allocation must be one of {ALLOCATIONS}, got {allocation!r}")
-    if not (0.0 <= float(min_layer_density) <= 1.0):
-        raise ValueError(f"--min_layer_density must be in [0, 1], got {min_layer_density!r}")
+    if not (0.0 <= float(min_layer_density) < 1.0):  # a floor of 1 would keep every layer dense
+        raise ValueError(f"--min_layer_density must be in [0, 1), got {min_layer_density!r}")
 
 
 def allocate_masks(scores, sparsity=None, *, allocation: str = "global", min_layer_density: float = 0.0,
-                   k=None):
+                   k=None, prunable: Optional[Prunable] = None):
     """Mask pytree shaped like ``scores`` keeping exactly K kernel weights of one network.
 
     K = n − round(sparsity·n) over the prunable leaves (or ``k`` if given; both
@@ -110,23 +112,24 @@ def allocate_masks(scores, sparsity=None, *, allocation: str = "global", min_lay
     the module docstring; ``allocation="global"`` without a floor is exactly
     :func:`masks_from_scores`. Inside each layer the highest scores are kept.
     Scores of −inf (or NaN) are kept last: iterative pruners use −inf to
-    exclude weights pruned in earlier rounds.
+    exclude weights pruned in earlier rounds. ``prunable(path, leaf)`` selects
+    the ranked leaves (default: ndim >= 2); the others get all-ones masks.
     """
     check_allocation(allocation, min_layer_density)
     if (sparsity is None) == (k is None):
         raise ValueError("give exactly one of sparsity or k")
     if allocation == "global" and min_layer_density <= 0 and k is None:
-        return masks_from_scores(scores, sparsity)
-    leaves, treedef = jax.tree_util.tree_flatten(scores)
-    prunable = [is_prunable(x) for x in leaves]
-    sizes = [int(np.size(x)) for x, p in zip(leaves, prunable) if p]
+        return masks_from_scores(scores, sparsity, prunable=prunable)
+    leaves = jax.tree_util.tree_leaves(scores)
+    flags = prunable_flags(scores, prunable)
+    sizes = [int(np.size(x)) for x, p in zip(leaves, flags) if p]
     n = int(sum(sizes))
     if n == 0:
         return jax.tree_util.tree_map(lambda x: jnp.ones(jnp.shape(x), jnp.float32), scores)
     if k is None:
         k = kept_count(n, sparsity)
     primaries, secondaries = [], []
-    for x, p in zip(leaves, prunable):
+    for x, p in zip(leaves, flags):
         if not p:
             continue
         size = int(np.size(x))
@@ -145,7 +148,7 @@ def allocate_masks(scores, sparsity=None, *, allocation: str = "global", min_lay
             primaries.append(jnp.ones((size,), jnp.int32))
             secondaries.append(cost)
     keep = _keep_smallest_lex(jnp.concatenate(primaries), jnp.concatenate(secondaries), k)
-    return masks_from_flat_keep(scores, keep)
+    return masks_from_flat_keep(scores, keep, prunable=prunable)
 
 
 def erk_counts(shapes, k: int) -> np.ndarray:
@@ -168,11 +171,10 @@ def erk_counts(shapes, k: int) -> np.ndarray:
         dense |= over
 
 
-def exclude_pruned(scores, masks):
+def exclude_pruned(scores, masks, *, prunable: Optional[Prunable] = None):
     """Scores with −inf where ``masks`` is 0 on prunable leaves (never re-kept by a later round)."""
-    return jax.tree_util.tree_map(
-        lambda s, m: jnp.where(m > 0, s.astype(jnp.float32), -jnp.inf) if is_prunable(s) else s, scores, masks
-    )
+    return map_prunable(lambda s, m: jnp.where(m > 0, s.astype(jnp.float32), -jnp.inf),
+                        lambda s, m: s, scores, masks, prunable=prunable)
 
 
 def exponential_schedule(sparsity, t, rounds: int):

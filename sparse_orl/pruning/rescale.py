@@ -12,24 +12,24 @@ Data-free, applied once after the masks are chosen: still pruning at init.
 """
 from __future__ import annotations
 
-import jax
+from typing import Optional
+
 import jax.numpy as jnp
 
-from sparse_orl.pruning.masks import is_prunable
+from sparse_orl.pruning.masks import Prunable, map_prunable
 
 
-def fan_in_rescale(params, masks):
+def fan_in_rescale(params, masks, *, prunable: Optional[Prunable] = None):
     """``params`` with every kernel's column j (unit j, kernel shape (fan_in, units))
     multiplied by √(fan_in / k_j), k_j = kept incoming weights of unit j.
 
     Units with k_j = 0 are left as they are (all their weights are zero anyway).
-    Biases and other non-kernel leaves are unchanged. The result is still exactly
-    zero wherever ``masks`` is zero.
+    Biases and other non-prunable leaves (ndim < 2, or not selected by
+    ``prunable(path, leaf)``) are unchanged. The result is still exactly zero
+    wherever ``masks`` is zero on the prunable leaves.
     """
 
     def one(p, m):
-        if not is_prunable(p):
-            return p
         fan_in = 1
         for d in p.shape[:-1]:
             fan_in *= d
@@ -37,4 +37,4 @@ def fan_in_rescale(params, masks):
         scale = jnp.sqrt(fan_in / jnp.maximum(kept, 1.0))
         return (p * scale.astype(p.dtype)) * m.astype(p.dtype)
 
-    return jax.tree_util.tree_map(one, params, masks)
+    return map_prunable(one, lambda p, m: p, params, masks, prunable=prunable)

@@ -37,13 +37,13 @@ VAE treats the encoder and the decoder alike.
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_orl.pruning.masks import is_prunable
+from sparse_orl.pruning.masks import Prunable, _key_name, map_prunable, prunable_flags
 
 KeyPath = Tuple[str, ...]
 Stage = Tuple[KeyPath, ...]
@@ -53,10 +53,11 @@ _TINY = 1e-30
 
 
 def get_kernel(params, key: KeyPath):
+    """The leaf at ``key``, or the ``kernel`` of the module dict at ``key``."""
     node = params
     for k in key:
         node = node[k]
-    return node["kernel"] if isinstance(node, dict) else node
+    return node["kernel"] if isinstance(node, Mapping) else node
 
 
 def _kernel_ids(params, paths: Sequence[Path]):
@@ -70,11 +71,12 @@ def _kernel_ids(params, paths: Sequence[Path]):
     return ids
 
 
-def check_paths_cover(params, paths: Sequence[Path]) -> None:
+def check_paths_cover(params, paths: Sequence[Path], *, prunable: Optional[Prunable] = None) -> None:
     """Raise if a prunable leaf is on no path (its SynFlow score would be 0: pruned first)."""
     ids = _kernel_ids(params, paths)
-    for kp, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        if is_prunable(leaf) and id(leaf) not in ids:
+    flags = prunable_flags(params, prunable)
+    for (kp, leaf), f in zip(jax.tree_util.tree_flatten_with_path(params)[0], flags):
+        if f and id(leaf) not in ids:
             raise ValueError(f"SynFlow paths miss the kernel at {jax.tree_util.keystr(kp)}")
 
 
@@ -96,19 +98,21 @@ def synaptic_flow(params, paths: Sequence[Path], normalize: bool = False):
     return sum(_path_flow(params, p, normalize) for p in paths)
 
 
-def synflow_scores(params, paths: Sequence[Path], normalize: bool = True):
+def synflow_scores(params, paths: Sequence[Path], normalize: bool = True, *,
+                   prunable: Optional[Prunable] = None):
     """SynFlow scores |θ| ⊙ ∂R/∂|θ| of one network's params (biases: 0, never pruned).
 
     ``normalize=False`` gives the raw scores of R = Σ_paths 1ᵀ(∏|W_l|)1;
     ``normalize=True`` the same ranking within each path with every path's
-    flow scaled to 1 (see the module docstring).
+    flow scaled to 1 (see the module docstring). Every prunable leaf (ndim >= 2,
+    or selected by ``prunable(path, leaf)``) must lie on a path; the others
+    score 0.
     """
-    check_paths_cover(params, paths)
+    check_paths_cover(params, paths, prunable=prunable)
     abs_p = jax.tree_util.tree_map(lambda x: jnp.abs(x).astype(jnp.float32), params)
     grads = jax.grad(lambda p: synaptic_flow(p, paths, normalize))(abs_p)
-    return jax.tree_util.tree_map(
-        lambda p, g: p * g if is_prunable(p) else jnp.zeros_like(p), abs_p, grads
-    )
+    return map_prunable(lambda p, g: p * g, lambda p, g: jnp.zeros_like(p), abs_p, grads,
+                        prunable=prunable)
 
 
 def mlp_paths(net_params, prefix: KeyPath = ()) -> Tuple[Path, ...]:
@@ -123,6 +127,57 @@ def sequential_paths(names: Sequence[str], heads: Sequence[str] = ()) -> Path:
     if heads:
         stages.append(tuple((h,) for h in heads))
     return tuple(stages)
+
+
+def _walk_in_order(tree, prefix=()):
+    """(key path, leaf) pairs with dicts walked in insertion order (Flax: module creation order).
+
+    ``tree_flatten_with_path`` sorts dict keys ("l10" before "l2"), which is not
+    the order in which layers are applied; other containers are flattened by jax.
+    """
+    if isinstance(tree, Mapping):
+        for k, v in tree.items():
+            yield from _walk_in_order(v, prefix + (jax.tree_util.DictKey(k),))
+    else:
+        for kp, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            yield prefix + tuple(kp), leaf
+
+
+def _stage_key(kp) -> KeyPath:
+    """Key path as :func:`get_kernel` reads it: the module of a ``kernel``, else the leaf itself."""
+    names = tuple(_key_name(e) for e in kp)
+    return names[:-1] if names and names[-1] == "kernel" else names
+
+
+def chain_paths(params, *, prunable: Optional[Prunable] = None) -> Tuple[Path, ...]:
+    """One feed-forward path through the prunable kernels of ``params`` in insertion order.
+
+    The kernels must be 2-D and chain: each one's output width ``shape[-1]``
+    is the next one's fan-in ``shape[0]``. For an ``MLP`` ``{"net": {"l1", ...}}``
+    this equals ``mlp_paths(params["net"], ("net",))``. Anything else (a conv
+    kernel, branches, an embedding feeding a flattened Dense) raises
+    ``ValueError`` naming the first leaf that breaks the chain: describe such a
+    network with explicit paths (:func:`sequential_paths`) instead.
+    """
+    flag = (lambda kp, x: np.ndim(x) >= 2) if prunable is None else prunable
+    kernels = [(kp, x) for kp, x in _walk_in_order(params) if flag(kp, x)]
+    if not kernels:
+        raise ValueError("cannot infer a SynFlow path: the params hold no prunable kernel")
+    prev = None
+    for kp, x in kernels:
+        where = jax.tree_util.keystr(tuple(kp))
+        if np.ndim(x) != 2:
+            raise ValueError(
+                f"cannot infer a SynFlow path: the prunable leaf at {where} has shape {np.shape(x)}; "
+                "the linearized SynFlow pass takes 2-D (dense) kernels only. Pass paths= explicitly, "
+                "exclude the leaf with prunable=, or use another method.")
+        if prev is not None and np.shape(prev[1])[-1] != np.shape(x)[0]:
+            raise ValueError(
+                f"cannot infer a SynFlow path: the prunable leaf at {where} (shape {np.shape(x)}) does "
+                f"not take the output of {jax.tree_util.keystr(tuple(prev[0]))} (shape "
+                f"{np.shape(prev[1])}) as its input. Pass paths= explicitly for this network.")
+        prev = (kp, x)
+    return (tuple((_stage_key(kp),) for kp, _ in kernels),)
 
 
 def _np_flow_reference(kernels: Sequence[np.ndarray]) -> float:

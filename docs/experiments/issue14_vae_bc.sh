@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Issue 14, VAE-only BC: the equal-parameter dense control ("narrow") at 95% against dense and
+# erk_random on the three sb3 expert datasets, then SNIP and SynFlow at 95%.
+# Run from the repository root; every step is a launch.train workdir, so re-running resumes.
+#   OUT=runs/issue14 bash docs/experiments/issue14_vae_bc.sh
+# The narrow networks here are given by width (dense, --pruner=none): 153-153 holds 59,364 kernel
+# weights on halfcheetah/walker2d (95% of 750-750 keeps 59,325), 159-159 on hopper (57,876 vs 57,975 kept) (see BUILD_NOTES).
+set -u
+export MINARI_DATASETS_PATH=${MINARI_DATASETS_PATH:-../shared/datasets}
+PY=${PY:-python}
+OUT=${OUT:-runs/issue14}
+mkdir -p "$OUT"
+run() { name=$1; shift; echo "$name start $(date -u +%FT%T)"; $PY -m launch.train "$@" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1; echo "$name rc=$? $(date -u +%FT%T)"; }
+V="--algo=bc --bc_vae_only --eval_episodes=10"
+HC="$V --dataset=sb3/halfcheetah/expert-v0 --steps=30000 --eval_every=10000 --checkpoint_every=10000"
+WK="$V --dataset=sb3/walker2d/expert-v0 --steps=30000 --eval_every=5000 --checkpoint_every=5000"
+HP="$V --dataset=sb3/hopper/expert-v0 --steps=50000 --eval_every=5000 --checkpoint_every=5000"
+run hc_narrow95 $HC --pruner=none --vae_hidden=153,153 --seeds=0,1,2
+run wk_narrow95 $WK --pruner=none --vae_hidden=153,153 --seeds=0,1
+run wk_dense_erk95 $WK --pruner=none,erk_random --sparsity=0.95 --seeds=0,1
+run hp_narrow95 $HP --pruner=none --vae_hidden=159,159 --seeds=0,1
+run hp_dense_erk95 $HP --pruner=none,erk_random --sparsity=0.95 --seeds=0,1
+run wk_snip_synflow95 $WK --pruner=snip,synflow --sparsity=0.95 --seeds=0,1
+run hp_snip_synflow95 $HP --pruner=snip,synflow --sparsity=0.95 --seeds=0,1
+echo "queue done $(date -u +%FT%T)"

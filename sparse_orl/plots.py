@@ -1,0 +1,236 @@
+"""The report's figures (PNG, matplotlib with the Agg backend, imported when a figure is drawn).
+
+One figure per (algo, dataset) for each of:
+
+* ``curves_<algo>_<dataset>.png`` -- normalized score vs training step, one
+  panel per pruner, one line per sparsity level (mean over seeds, band =
+  min-max over seeds), dense as a dashed black reference (paper Figs. 1-2);
+* ``final_vs_sparsity_<algo>_<dataset>.png`` -- final score vs sparsity, one
+  line per pruner (mean, band = +-1 std over seeds), dense as a horizontal line;
+* ``layers_<algo>_<dataset>.png`` -- weights left per layer of each network at
+  one sparsity level, mean +- std over seeds, log y (paper Fig. 3);
+* ``storage_<algo>_<dataset>.png`` -- stored MB vs sparsity of each network:
+  dense float32, torch COO (the paper's files), ours
+  (:func:`sparse_orl.export.size_table`) (paper Fig. 4).
+
+Each ``plot_*`` takes the rows of :mod:`sparse_orl.report_data` and returns the files written.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+import re
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from sparse_orl.report_data import (MB, NETWORK_NAMES, Log, final_scores, groups, nearest_level, pct,
+                                    pruner_name, score_label, size_summary)
+from sparse_orl.results import NETWORK_ORDER
+from sparse_orl.text import slug
+
+
+def _layer_key(name: str):
+    """Encoder, mean, log_std, decoder; l1 < l2 < l10 (natural order)."""
+    last = name.split("/")[-1]
+    group = {"mean": 1, "log_std": 2}.get(last, 3 if last.startswith("d") else 0)
+    return ([int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name.rsplit("/", 1)[0] if "/" in name else "")],
+            group, [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", last)])
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _sparsity_axis(ax, levels: Sequence[float]) -> None:
+    """Logit x axis (spreads 0.9 / 0.95 / 0.99) with percent ticks at the levels."""
+    levels = sorted(set(levels))
+    if levels and levels[0] > 0 and levels[-1] < 1:
+        ax.set_xscale("logit")
+        ax.set_xlim(min(levels) / 1.6, 1 - (1 - max(levels)) / 1.6)
+    ax.set_xticks(levels)
+    ax.set_xticklabels([pct(s) for s in levels], rotation=45 if len(levels) > 6 else 0)
+    ax.minorticks_off()
+    ax.set_xlabel("sparsity (share of weights removed; logit scale)")
+
+
+def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
+    plt = _plt()
+    files = []
+    for algo, name, dataset in groups(rows):
+        sub = [r for r in rows if (r["algo"], r["algo_name"], r["dataset"]) == (algo, name, dataset)]
+        dense = [r for r in sub if r["pruner"] == "none"]
+        pruners = sorted({r["pruner"] for r in sub if r["pruner"] != "none"}) or ["none"]
+        levels = sorted({r["sparsity"] for r in sub if r["pruner"] != "none"})
+        cmap = plt.get_cmap("viridis")
+        colors = {s: cmap(0.9 * i / max(len(levels) - 1, 1)) for i, s in enumerate(levels)}
+        ncol = min(len(pruners), 3)
+        nrow = math.ceil(len(pruners) / ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.9 * nrow), squeeze=False, sharey=True)
+        seeds = sorted({r["seed"] for r in sub})
+        for ax, pruner in zip(axes.flat, pruners):
+            series = [("dense", dense, "black", "--")] if dense else []
+            if pruner != "none":
+                series += [(f"sparsity {pct(s)}", [r for r in sub if r["pruner"] == pruner and r["sparsity"] == s],
+                            colors[s], "-") for s in levels]
+            for label, rs, color, style in series:
+                by_step = collections.defaultdict(list)
+                for r in rs:
+                    by_step[r["step"]].append(r["normalized_score"] if r["normalized_score"] is not None
+                                              else r["return"])
+                if not by_step:
+                    continue
+                steps = np.array(sorted(by_step))
+                vals = [np.asarray(by_step[s]) for s in steps]
+                ax.plot(steps, [v.mean() for v in vals], style, color=color, label=label, lw=1.6, marker=".", ms=4)
+                ax.fill_between(steps, [v.min() for v in vals], [v.max() for v in vals], color=color, alpha=0.15,
+                                lw=0)
+            ax.set_title(pruner_name(pruner) if pruner != "none" else "dense")
+            ax.set_xlabel("training step (gradient updates)")
+            ax.grid(alpha=0.3)
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+        for ax in axes[:, 0]:
+            ax.set_ylabel(score_label(sub))
+        for ax in list(axes.flat)[len(pruners):]:
+            ax.set_visible(False)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        fig.suptitle(f"{name} on {dataset}: score during training\n"
+                     f"line = mean over {len(seeds)} seed(s), band = min–max over seeds")
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"curves_{algo}_{slug(dataset)}.png")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def plot_final_vs_sparsity(rows: Sequence[Dict], out_dir: str) -> List[str]:
+    plt = _plt()
+    files = []
+    finals = final_scores(rows)
+    for algo, name, dataset in groups(rows):
+        g = {k: v for k, v in finals.items() if k[:3] == (algo, name, dataset)}
+        fig, ax = plt.subplots(figsize=(7, 4.4))
+        levels = sorted({k[4] for k in g if k[3] != "none"})
+        steps = max(r["step"] for r in rows if (r["algo"], r["algo_name"], r["dataset"]) == (algo, name, dataset))
+        dense = [v for k, v in g.items() if k[3] == "none"]
+        if dense:
+            vals = np.array(list(dense[0].values()))
+            ax.axhline(vals.mean(), color="black", ls="--", lw=1.5, label=f"dense (n={vals.size})")
+            if vals.size > 1:
+                ax.axhspan(vals.mean() - vals.std(ddof=1), vals.mean() + vals.std(ddof=1), color="black", alpha=0.08)
+        n_seeds = set()
+        for pruner in sorted({k[3] for k in g if k[3] != "none"}):
+            pts = sorted((k[4], np.array(list(v.values()))) for k, v in g.items() if k[3] == pruner)
+            xs = np.array([p[0] for p in pts])
+            mean = np.array([p[1].mean() for p in pts])
+            sd = np.array([p[1].std(ddof=1) if p[1].size > 1 else 0.0 for p in pts])
+            n_seeds |= {p[1].size for p in pts}
+            (line,) = ax.plot(xs, mean, marker="o", lw=1.8, label=pruner_name(pruner))
+            ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15, lw=0)
+        if levels:
+            _sparsity_axis(ax, levels)
+        ax.set_ylabel(score_label(rows) + f"\nafter {steps:,} steps")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, loc="best")
+        n_txt = "/".join(str(n) for n in sorted(n_seeds)) or "1"
+        ax.set_title(f"{name} on {dataset}: final score vs sparsity\n"
+                     f"mean over {n_txt} seed(s), band = ±1 std")
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"final_vs_sparsity_{algo}_{slug(dataset)}.png")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def plot_layers(layers: Sequence[Dict], out_dir: str, sparsity: float = 0.95, log: Log = print) -> List[str]:
+    plt = _plt()
+    files = []
+    for algo, name, dataset in sorted({(r["algo"], r["algo_name"], r["dataset"]) for r in layers}):
+        sub = [r for r in layers if (r["algo"], r["algo_name"], r["dataset"]) == (algo, name, dataset)
+               and r["pruner"] != "none"]
+        level = nearest_level([r["sparsity"] for r in sub], sparsity)
+        if level is None:
+            continue
+        if abs(level - sparsity) > 1e-9:
+            log(f"layer figure: no runs at {pct(sparsity)} for {algo} on {dataset}; using {pct(level)}")
+        sub = [r for r in sub if r["sparsity"] == level]
+        nets = [n for n in NETWORK_ORDER if any(r["net"] == n for r in sub)]
+        pruners = sorted({r["pruner"] for r in sub})
+        fig, axes = plt.subplots(1, len(nets), figsize=(max(4.5, 1.1 * 8) * len(nets) / 1.6, 4.6), squeeze=False)
+        seeds = sorted({r["seed"] for r in sub})
+        for ax, net in zip(axes[0], nets):
+            rs = [r for r in sub if r["net"] == net]
+            names = sorted({r["layer"] for r in rs}, key=_layer_key)
+            total = {r["layer"]: r["total"] for r in rs}
+            x = np.arange(len(names))
+            width = 0.8 / (len(pruners) + 1)
+            ax.bar(x - 0.4 + width / 2, [total[n] for n in names], width, color="lightgray", edgecolor="gray",
+                   label="all weights (dense)")
+            for j, pruner in enumerate(pruners):
+                kept = [np.array([r["kept"] for r in rs if r["layer"] == n and r["pruner"] == pruner], float)
+                        for n in names]
+                mean = np.array([k.mean() for k in kept])
+                sd = np.array([k.std(ddof=1) if k.size > 1 else 0.0 for k in kept])
+                ax.bar(x - 0.4 + width * (j + 1.5), np.maximum(mean, 0.5), width, yerr=sd, capsize=2,
+                       label=pruner_name(pruner))
+            ax.set_yscale("log")
+            ax.set_xticks(x)
+            ax.set_xticklabels(names, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+            ax.set_xlabel("layer")
+            ax.set_title(NETWORK_NAMES.get(net, net))
+            ax.grid(axis="y", alpha=0.3, which="both")
+        axes[0][0].set_ylabel("weights left (count, log scale)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels), frameon=False)
+        fig.suptitle(f"{name} on {dataset}: weights left per layer at {pct(level)} sparsity\n"
+                     f"mean ± std over {len(seeds)} seed(s); 0 drawn at 0.5 (a collapsed layer)")
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"layers_{algo}_{slug(dataset)}.png")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def plot_storage(sizes: Sequence[Dict], out_dir: str) -> List[str]:
+    plt = _plt()
+    files = []
+    table = size_summary(sizes)
+    for algo, name, dataset in sorted({k[:3] for k in table}):
+        g = {k: v for k, v in table.items() if k[:3] == (algo, name, dataset)}
+        nets = [n for n in NETWORK_ORDER if any(k[3] == n for k in g)]
+        fig, axes = plt.subplots(1, len(nets), figsize=(max(7.0, 4.8 * len(nets)), 4.4), squeeze=False)
+        for ax, net in zip(axes[0], nets):
+            pts = sorted((k[4], v) for k, v in g.items() if k[3] == net)
+            xs = [p[0] for p in pts]
+            dense = pts[0][1]["dense"] / MB
+            ax.axhline(dense, color="black", ls="--", label=f"dense float32 ({dense:.3g} MB)")
+            ax.plot(xs, [p[1]["coo"] / MB for p in pts], marker="s", label="torch COO (paper)")
+            ax.plot(xs, [p[1]["compact"] / MB for p in pts], marker="o", label="ours (compact file)")
+            for s, v in pts:
+                r = v["dense"] / v["compact"]
+                ax.annotate(f"{r:.1f}x" if r < 10 else f"{r:.0f}x", (s, v["compact"] / MB),
+                            textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8, color="C1")
+            ax.set_yscale("log")
+            _sparsity_axis(ax, xs)
+            ax.set_title(NETWORK_NAMES.get(net, net))
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(frameon=False, fontsize=8, loc="lower left")
+        axes[0][0].set_ylabel("stored size (MB = 10⁶ bytes, log scale)")
+        fig.suptitle(f"{name} on {dataset}: stored size of each network vs sparsity\n"
+                     "(whole files, headers included; labels: dense ÷ ours)")
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"storage_{algo}_{slug(dataset)}.png")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        files.append(path)
+    return files

@@ -1,0 +1,99 @@
+"""Rough time and device memory of sweep programs, from a short measurement (``launch.sweep --dry_run``)."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Dict, Sequence, Tuple
+
+from sparse_orl.results import Log
+from sparse_orl.sweep.plan import Program
+
+
+def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds: float = 1.0) -> Dict[str, Dict]:
+    """Rough time and memory per program from a short measurement.
+
+    For each distinct (agent config, dataset, batch size): load the dataset,
+    build the agent, compile a 1-run train chunk (dense, zero-filled state), time it for
+    ``min_seconds``, read XLA's memory analysis, and time the environment's
+    step. Then per program, with R runs on D devices::
+
+        train time ~ ceil(R / D) * steps / (steps/s of one run)   (linear in runs: right on a
+                                                                    CPU, pessimistic on a GPU)
+        eval time <= evals * R * episodes * episode length * env step time
+        device memory ~ dataset + R * (run state + XLA temporaries of one run)
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from sparse_orl.algos import make_algorithm
+    from sparse_orl.config import PruneConfig
+    from sparse_orl.data import load_dataset, to_device
+    from sparse_orl.training import init_runs, make_train_chunk
+
+    cache: Dict[Tuple, Dict] = {}
+    out: Dict[str, Dict] = {}
+    devices = jax.devices()
+    for p in programs:
+        cfg = p.config
+        key = (cfg.agent, cfg.dataset, cfg.batch_size)
+        if key not in cache:
+            log(f"timing {cfg.agent.label} on {cfg.dataset} (batch {cfg.batch_size}) ...")
+            transitions, info = load_dataset(cfg.dataset)
+            agent = make_algorithm(cfg.agent, info.obs_dim, info.act_dim, info.max_action)
+            transitions = agent.preprocess(transitions, info)
+            data = jax.device_put(to_device(transitions))
+            data_bytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(transitions))
+            # one dense run: the same work per step as a pruned run (masks are data), without
+            # compiling the pruning at init
+            state = init_runs(agent, PruneConfig("none"), data, [0], [0.0])
+            state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(state))
+            n = 50
+            chunk = make_train_chunk(agent, cfg.batch_size, n)
+            temp, t0 = None, time.time()
+            try:
+                mem = chunk.lower(state, data).compile().memory_analysis()
+                temp = int(mem.temp_size_in_bytes) if mem is not None else None
+            except Exception:  # noqa: BLE001 - not every backend reports memory
+                temp = None
+            state, m = chunk(state, data)
+            jax.block_until_ready(m)
+            compile_s = time.time() - t0
+            steps, t0 = 0, time.time()
+            while time.time() - t0 < min_seconds or steps < 2 * n:
+                state, m = chunk(state, data)
+                jax.block_until_ready(m)
+                steps += n
+            sps = steps / (time.time() - t0)
+            env_step = None
+            if cfg.eval_episodes and info.env_id:
+                try:
+                    from sparse_orl import evaluation
+
+                    env = evaluation.make_env(info.env_id)
+                    env.reset(seed=0)
+                    env.action_space.seed(0)
+                    t0, k = time.time(), 0
+                    while k < 200:
+                        _, _, term, trunc, _ = env.step(env.action_space.sample())
+                        k += 1
+                        if term or trunc:
+                            env.reset()
+                    env_step = (time.time() - t0) / k
+                    env.close()
+                except Exception as e:  # noqa: BLE001
+                    log(f"  (could not time env {info.env_id}: {e})")
+            cache[key] = dict(sps=sps, compile_s=compile_s, data_bytes=data_bytes, state_bytes=state_bytes,
+                              temp_bytes=temp, env_step=env_step)
+        c = cache[key]
+        r = p.num_runs
+        train_s = math.ceil(r / len(devices)) * cfg.steps / c["sps"]
+        n_evals = math.ceil(cfg.steps / cfg.eval_every) if cfg.eval_episodes else 0
+        ep_len = cfg.eval_max_episode_steps or 1000
+        eval_s = (n_evals * r * cfg.eval_episodes * ep_len * c["env_step"]) if c["env_step"] else 0.0
+        per_run = c["state_bytes"] + (c["temp_bytes"] if c["temp_bytes"] is not None else c["state_bytes"])
+        out[p.name] = dict(c, train_s=train_s, eval_s=eval_s, time_s=c["compile_s"] + train_s + eval_s,
+                           memory_bytes=c["data_bytes"] + r * per_run)
+    if out:
+        out["_note"] = {"devices": f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform})"}
+    return out

@@ -1,0 +1,80 @@
+"""What a workdir records about its experiment, and the check that it holds this one.
+
+``config.json`` (written once the run can start) and the provenance block of
+``summary.json``: git commit, library versions, dataset hash, devices.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import subprocess
+from typing import Dict
+
+import jax
+
+from sparse_orl.config import canonical_prune_dict
+from sparse_orl.data import d4rl_reference
+from sparse_orl.io_utils import atomic_write_json, read_json
+
+
+def provenance(info) -> Dict:
+    def version(mod):
+        try:
+            return getattr(importlib.import_module(mod), "__version__", None)
+        except Exception:  # noqa: BLE001
+            return None
+
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run(["git", "rev-parse", "--verify", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10)
+        commit = out.stdout.strip() if out.returncode == 0 and len(out.stdout.strip()) == 40 else None
+    except Exception:  # noqa: BLE001
+        commit = None
+    return {
+        "git_commit": commit,
+        "versions": {m: version(m) for m in ("jax", "jaxlib", "flax", "optax", "numpy", "gymnasium",
+                                              "mujoco", "minari", "orbax.checkpoint")}
+        | {"python": platform.python_version()},
+        "dataset_id": info.dataset_id,
+        "dataset_sha256": info.sha256,
+        "devices": [str(d) for d in jax.devices()],
+    } | ({"processes": jax.process_count()} if jax.process_count() > 1 else {})
+
+
+def comparable_config(d: Dict) -> Dict:
+    """A config dict as compared on resume: the workdir path itself is left out (a moved
+    workdir still resumes) and pruning options are in their canonical form, remedy options
+    at their defaults dropped (:func:`canonical_prune_dict`), so a config written before a
+    library upgrade added an option still matches."""
+    d = {k: v for k, v in d.items() if k != "workdir"}
+    if "prunes" in d:
+        d["prunes"] = [canonical_prune_dict(p) for p in d["prunes"]]
+    return d
+
+
+def check_workdir(workdir: str, config, write: bool = True) -> None:
+    """Write ``config.json`` (if ``write``), or refuse if the workdir holds a different config."""
+    path = os.path.join(workdir, "config.json")
+    new = config.to_dict()
+    if os.path.exists(path):
+        old = comparable_config(read_json(path, "workdir config"))
+        if old != comparable_config(new):
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+            raise ValueError(
+                f"--workdir={workdir} holds a different experiment ({details}). "
+                "Use a new --workdir, or re-run the original command to resume."
+            )
+    elif write:
+        atomic_write_json(path, new)
+
+
+def score_reference(info, env_id: str) -> Dict:
+    if info.ref_min_score is not None and info.ref_max_score is not None:
+        return {"min": info.ref_min_score, "max": info.ref_max_score, "source": info.score_source}
+    ref = d4rl_reference(env_id)
+    if ref is not None:
+        return {"min": ref[0], "max": ref[1], "source": "D4RL constants"}
+    return {"min": None, "max": None, "source": "none"}
