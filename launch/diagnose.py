@@ -29,6 +29,7 @@ from launch import common
 FLAGS = flags.FLAGS
 common.define_agent_flags()
 common.define_prune_flags()
+flags.adopt_module_key_flags(common)  # --help lists the shared sparse_orl flags too
 flags.DEFINE_string("workdir", None, "A launch.train workdir with final/params.npz.")
 flags.DEFINE_integer("run", None, "Run index in the workdir (default: every run).")
 flags.DEFINE_bool("at_init", False, "Build masks at init for --pruner/--sparsity/--seed instead of loading runs.")

@@ -29,6 +29,7 @@ FLAGS = flags.FLAGS
 common.define_agent_flags()
 common.define_prune_flags()
 common.define_distributed_flags()
+flags.adopt_module_key_flags(common)  # --help lists the shared sparse_orl flags too
 flags.DEFINE_list("algos", ["bcq", "bc"], f"Algorithms, comma list of {', '.join(sorted(ALGORITHMS))}.")
 flags.DEFINE_list("pruners", ["none", "snip", "grasp", "random", "magnitude"],
                   "Pruning methods, comma list ('none' = dense, trained once per seed; 'erk_random' = random "

@@ -19,6 +19,7 @@ FLAGS = flags.FLAGS
 common.define_agent_flags()
 common.define_prune_flags()
 common.define_distributed_flags()
+flags.adopt_module_key_flags(common)  # --help lists the shared sparse_orl flags too
 flags.DEFINE_string("dataset", None, "Minari dataset id (e.g. mujoco/halfcheetah/expert-v0) or a D4RL .hdf5 path.")
 flags.DEFINE_string("env", None, "Gymnasium env id for evaluation (default: the dataset's own env).")
 flags.DEFINE_list("sparsity", ["0.95"], "Sparsity levels (fraction of prunable weights removed), comma list.")

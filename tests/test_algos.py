@@ -4,8 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_orl.algos import make_algorithm
-from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.algos import BCConfig, BCQConfig, make_algorithm, make_config
 from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions
 from sparse_orl.training import init_runs, make_train_chunk, resolve_runs_loop

@@ -3,10 +3,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_orl.algos import vae_diagnostics
 from sparse_orl import diagnostics, pruning
-from sparse_orl.algos import make_algorithm
-from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.algos import vae_diagnostics
+from sparse_orl.algos import BCConfig, BCQConfig, make_algorithm, make_config
 from sparse_orl.data.transitions import Transitions
 
 
