@@ -9,7 +9,7 @@ from absl import flags
 
 from sparse_orl import algos as algos_lib
 from sparse_orl import pruning
-from sparse_orl.config import PruneConfig
+from sparse_orl.config import NARROW, PruneConfig
 
 FLAG_ALIASES = {"pruner": {"dense": "none"}}
 
@@ -99,7 +99,8 @@ def define_prune_flags() -> None:
 
     flags.DEFINE_list("pruner", ["snip"], "How to choose masks at initialization: one of "
                       f"{', '.join(pruning.registry.registered_names())} (erk_random = random --allocation=erk, the "
-                      "recommended method at high sparsity; dense = none), "
+                      "recommended method at high sparsity; dense = none), or narrow (the equal-parameter dense control: "
+                      "a dense network with as many weights as each sparsity level keeps), "
                       "or a comma list to train several methods side by side in one program.")
     flags.DEFINE_integer("snip_batch", 100, "Transitions in the SNIP (and random/magnitude) scoring batch.")
     flags.DEFINE_integer("grasp_batch", 200, "Transitions in the GraSP scoring batch.")
@@ -164,11 +165,15 @@ def prune_config_from_flags(FLAGS, pruner: Optional[str] = None) -> PruneConfig:
         if FLAGS[f].present and v != FLAGS[f].default and not any(
                 f in PruneConfig.applicable_remedies(p) for p in listed):
             raise ValueError(f"--{f} does not apply to --pruner={','.join(dict.fromkeys(listed))}")
+    if base == NARROW:
+        return PruneConfig(NARROW)
     return PruneConfig.for_pruner(base, snip_batch=FLAGS.snip_batch, grasp_batch=FLAGS.grasp_batch, **options)
 
 
 def _preset(name: str):
     """(base method, options) a pruner name stands for: erk_random -> (random, {allocation: erk})."""
+    if name == NARROW:
+        return name, {}
     try:
         canonical, spec = pruning.registry.resolve_pruner(name)
     except ValueError as e:

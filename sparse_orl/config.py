@@ -12,6 +12,7 @@ import sparse_orl.pruning.registry  # noqa: F401  (pruning.registry)
 # (Evci et al. 2020) -- the recommended pruning at init on the data measured (BUILD_NOTES, issue 5).
 # "dense" is another name for "none". Both come from the pruner registry.
 ALLOCATIONS = pruning.ALLOCATIONS
+NARROW = "narrow"  # not a pruner: dense networks as wide as the sparse ones keep weights (sparse_orl.narrow)
 VAE_SCORES = ("train", "acting")
 
 
@@ -54,6 +55,10 @@ class PruneConfig:
     rescale_init: bool = False
 
     def __post_init__(self):
+        if self.pruner == NARROW:  # the equal-parameter dense control (sparse_orl.narrow): no masks
+            if self.remedies():
+                raise ValueError(f"--pruner=narrow does not take --{', --'.join(self.remedies())} (it applies to nothing)")
+            return
         name, spec = pruning.registry.resolve_pruner(self.pruner)
         for f, v in spec.defaults.items():  # a recipe name (erk_random) stands for its base + options
             if getattr(self, f) not in (v, REMEDY_DEFAULTS.get(f)):
@@ -87,6 +92,8 @@ class PruneConfig:
     @staticmethod
     def applicable_remedies(pruner: str) -> Tuple[str, ...]:
         """Options that make sense for ``pruner`` (others are refused)."""
+        if pruner == NARROW:
+            return ()
         name, spec = pruning.registry.resolve_pruner(pruner)
         if spec.scorer is None:  # dense
             return ()
@@ -99,7 +106,13 @@ class PruneConfig:
 
     @property
     def is_dense(self) -> bool:
-        return pruning.registry.resolve_pruner(self.pruner)[1].scorer is None
+        """Trains the full-size network without masks: its runs are at sparsity 0 only."""
+        return not self.is_narrow and pruning.registry.resolve_pruner(self.pruner)[1].scorer is None
+
+    @property
+    def is_narrow(self) -> bool:
+        """The equal-parameter dense control: a dense, narrower network per sparsity level."""
+        return self.pruner == NARROW
 
     def driver_options(self) -> Dict:
         """The options of :func:`sparse_orl.pruning.prune_at_init` this config sets."""

@@ -89,7 +89,7 @@ class ExperimentConfig:
         """(method index, seed, sparsity) of every run. Dense ("none") runs at sparsity 0 only."""
         out = []
         for i, prune in enumerate(self.prunes):
-            levels = (0.0,) if prune.is_dense else self.sparsities
+            levels = (0.0,) if prune.is_dense else self.sparsities  # the one place: dense = sparsity 0
             out += [(i, int(seed), float(sp)) for seed in self.seeds for sp in levels]
         return out
 
@@ -104,6 +104,67 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
                    stop_at: Optional[int] = None) -> Dict:
     """Train, evaluate, checkpoint and summarize every run of ``config``; returns the summary.
 
+    One compiled program holds every run, unless ``config.prunes`` has the narrow dense
+    control (``PruneConfig("narrow")``, :mod:`sparse_orl.narrow`): its networks have other
+    shapes, so each of its sparsity levels is a program of its own, trained after the
+    others in ``<workdir>/programs/<name>/`` (each resumable, each a full workdir of its own),
+    and ``<workdir>/summary.json`` merges them. See :func:`_run_program` for one program.
+    """
+    config.validate()
+    if not any(p.is_narrow for p in config.prunes):
+        return _run_program(config, log, stop_at)
+    return _run_with_narrow(config, log, stop_at)
+
+
+def _run_with_narrow(config: ExperimentConfig, log: Callable[[str], None], stop_at: Optional[int]) -> Dict:
+    from sparse_orl.narrow import narrow_config
+    from sparse_orl.data import load_dataset_info
+
+    main = jax.process_index() == 0
+    workdir = config.workdir
+    os.makedirs(workdir, exist_ok=True)
+    check_workdir(workdir, config, write=main)
+    summary_path = os.path.join(workdir, "summary.json")
+    if os.path.exists(summary_path) and read_json(summary_path, "summary").get("complete"):
+        log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
+        return read_json(summary_path, "summary")
+    info = load_dataset_info(config.dataset, env_id=config.env)
+    programs: List[Tuple[str, ExperimentConfig, Optional[Tuple[float, Dict]]]] = []
+    others = tuple(p for p in config.prunes if not p.is_narrow)
+    if others:
+        programs.append(("main", dataclasses.replace(config, prunes=others), None))
+    for s in config.sparsities:
+        cfg, record = narrow_config(config.agent, info.obs_dim, info.act_dim, info.max_action, s)
+        name = f"narrow-{s:g}"
+        programs.append((name, dataclasses.replace(config, agent=cfg, prunes=(PruneConfig("none"),),
+                                                    sparsities=(0.0,)), (s, record)))
+    runs, first, complete = [], None, True
+    for name, cfg, narrow in programs:
+        cfg = dataclasses.replace(cfg, workdir=os.path.join(workdir, "programs", name))
+        if narrow is not None:
+            widths = {k: v["widths"] for k, v in narrow[1]["networks"].items()}
+            log(f"[{name}] dense network of widths {widths}: {narrow[1]['kept']:,} kernel weights of the scored "
+                f"networks (the {narrow[0]:g}-sparse ones keep {narrow[1]['target']:,})")
+        out = _run_program(cfg, lambda m, _n=name: log(f"[{_n}] {m}"), stop_at)
+        if not out.get("complete"):
+            return out
+        first = first or out
+        for r in out["runs"]:
+            if narrow is not None:
+                r = dict(r, pruner="narrow", sparsity=narrow[0], narrow=narrow[1])
+            runs.append(dict(r, program=name))
+    summary = dict(first, config=config.to_dict(), runs=runs, complete=complete,
+                   programs={name: os.path.join("programs", name) for name, _, _ in programs})
+    if main:
+        atomic_write_json(summary_path, summary)
+    log(f"done: {summary_path}")
+    return summary
+
+
+def _run_program(config: ExperimentConfig, log: Callable[[str], None] = print,
+                 stop_at: Optional[int] = None) -> Dict:
+    """Train, evaluate, checkpoint and summarize the runs of ``config`` in one compiled program.
+
     With several processes every process calls this with the same config and gets the
     same summary; only process 0 writes files (see the module docstring).
 
@@ -112,7 +173,6 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
     """
     from sparse_orl import evaluation  # gymnasium import kept off the library's import path
 
-    config.validate()
     multi = jax.process_count() > 1
     main = jax.process_index() == 0  # the process that writes files and logs
     if not main:
@@ -190,6 +250,9 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
                 "masks": mask_reports[i],
                 "evals": [] if diverged else evals[i],
             })
+        speed = train_time[1] / train_time[0] if train_time[0] > 0 else None
+        for r in out_runs:
+            r["train_steps_per_s"] = speed  # per run, this program's (all its runs share each matmul pass)
         summary = {"config": config.to_dict(), "provenance": prov, "algo_label": config.agent.label,
                    "algo_name": config.agent.display_name, "score_reference": score_ref,
                    "env_id": env_id, "complete": complete, "runs": out_runs}
@@ -205,12 +268,16 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
     step = start_step
     nan_steps = np.asarray(to_host(run_states.nan_step))
     t_start, steps_done = time.time(), 0
+    train_time = [0.0, 0]  # seconds and steps of the chunks after the first (which compiles)
     while step < config.steps:
         t_chunk = time.time()
         run_states, metrics = train_chunk(run_states, data)
         metrics = to_host(metrics)
         step += chunk_len
         dt = time.time() - t_chunk
+        if steps_done:
+            train_time[0] += dt
+            train_time[1] += chunk_len
         steps_done += chunk_len
         nan_steps = np.asarray(metrics["nan_step"])
         rows = []

@@ -234,3 +234,53 @@ def plot_storage(sizes: Sequence[Dict], out_dir: str) -> List[str]:
         plt.close(fig)
         files.append(path)
     return files
+
+
+def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
+    """Final score vs kernel weights trained (log x): one line per pruner, the narrow dense
+    control as its own line, the full dense network as a point. Mean ± std over seeds."""
+    plt = _plt()
+    files = []
+    last: Dict = {}
+    for r in rows:
+        if r.get("weights_kept") is None or r.get("normalized_score", r.get("return")) is None:
+            continue
+        k = (r["algo"], r["algo_name"], r["dataset"], r["pruner"], r["sparsity"], r["seed"])
+        if k not in last or r["step"] > last[k]["step"]:
+            last[k] = r
+    value = lambda r: r["normalized_score"] if r["normalized_score"] is not None else r["return"]  # noqa: E731
+    for algo, name, dataset in sorted({k[:3] for k in last}):
+        sub = [r for k, r in last.items() if k[:3] == (algo, name, dataset)]
+        fig, ax = plt.subplots(figsize=(7, 4.4))
+        steps = max(r["step"] for r in sub)
+        colors = iter(plt.get_cmap("tab10").colors)
+        for pruner in sorted({r["pruner"] for r in sub}, key=lambda p: (p == "none", p == "narrow", p)):
+            pts = collections.defaultdict(list)
+            for r in sub:
+                if r["pruner"] == pruner:
+                    pts[r["sparsity"]].append(r)
+            xs = np.array([np.mean([r["weights_kept"] for r in v]) for _, v in sorted(pts.items())])
+            ys = [np.array([value(r) for r in v]) for _, v in sorted(pts.items())]
+            mean = np.array([y.mean() for y in ys])
+            sd = np.array([y.std(ddof=1) if y.size > 1 else 0.0 for y in ys])
+            order = np.argsort(xs)
+            if pruner == "none":
+                ax.errorbar(xs, mean, yerr=sd, fmt="s", color="black", ms=8, capsize=3,
+                            label=f"dense, full size (n={ys[0].size})")
+                continue
+            style = dict(color="black", ls="--", marker="D") if pruner == "narrow" else dict(color=next(colors), marker="o")
+            label = "narrow dense (same weights)" if pruner == "narrow" else pruner_name(pruner)
+            (line,) = ax.plot(xs[order], mean[order], lw=1.8, label=label, **style)
+            ax.fill_between(xs[order], (mean - sd)[order], (mean + sd)[order], color=line.get_color(), alpha=0.12, lw=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("kernel weights trained (all networks, log scale)")
+        ax.set_ylabel(score_label(sub) + f"\nafter {steps:,} steps")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(frameon=False, loc="best", fontsize=9)
+        ax.set_title(f"{name} on {dataset}: final score vs weights kept\nmean ± std over seeds")
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"score_vs_weights_{algo}_{slug(dataset)}.png")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        files.append(path)
+    return files

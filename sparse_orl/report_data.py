@@ -21,7 +21,7 @@ from sparse_orl.results import SWEEP_FILE, algo_ident, read_summaries, rows_from
 
 Log = Callable[[str], None]
 MB = 1e6
-PRUNER_NAMES = {"none": "dense", "snip": "SNIP", "grasp": "GraSP", "random": "random", "magnitude": "magnitude",
+PRUNER_NAMES = {"none": "dense", "narrow": "narrow dense", "snip": "SNIP", "grasp": "GraSP", "random": "random", "magnitude": "magnitude",
                 "synflow": "SynFlow"}
 NETWORK_NAMES = {"actor": "actor", "critic": "critic (Q1+Q2)", "vae": "VAE"}
 
@@ -83,7 +83,7 @@ def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
         diverged += d
         ident = dict(algo_ident(summary), dataset=summary["config"]["dataset"])
         for run in summary["runs"]:
-            if run.get("status") == "diverged":
+            if run.get("status") == "diverged" or run["pruner"] == "narrow":  # narrow: dense, no masks to show
                 continue
             for net, rep in run.get("masks", {}).items():
                 for layer, v in rep["layers"].items():
@@ -93,8 +93,12 @@ def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
             from sparse_orl.checkpoint import load_final
             from sparse_orl.export import size_table
 
+            # with the narrow control the masked runs are the "main" program's (sparse_orl.experiment)
+            if "programs" in summary and "main" not in summary["programs"]:
+                continue
+            final_dir = os.path.join(path, summary["programs"]["main"]) if "programs" in summary else path
             try:
-                _, runs = load_final(path)
+                _, runs = load_final(final_dir)
             except (FileNotFoundError, ValueError, KeyError) as e:
                 log(f"WARNING: no storage sizes for {name}: {e}")
                 continue

@@ -26,8 +26,10 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from sparse_orl.io_utils import atomic_write_text
-from sparse_orl.plots import plot_curves, plot_final_vs_sparsity, plot_layers, plot_storage
+from sparse_orl.plots import plot_curves, plot_final_vs_sparsity, plot_layers, plot_score_vs_weights, plot_storage
 from sparse_orl.report_data import (MB, NETWORK_NAMES, PRUNER_NAMES, Log, final_scores, load_data,
                                     load_many, mean_ci, nearest_level, pct, pruner_name, score_label,
                                     size_summary)
@@ -35,7 +37,7 @@ from sparse_orl.results import NETWORK_ORDER
 
 __all__ = ["MB", "NETWORK_NAMES", "PRUNER_NAMES", "final_scores", "load_data", "load_many",
            "make_report", "mean_ci", "nearest_level", "plot_curves", "plot_final_vs_sparsity", "plot_layers",
-           "plot_storage", "pruner_name", "score_table", "size_summary", "storage_table"]
+           "plot_score_vs_weights", "plot_storage", "pruner_name", "score_table", "speed_table", "size_summary", "storage_table"]
 
 
 # ---- markdown ----------------------------------------------------------------------------------
@@ -59,6 +61,23 @@ def score_table(rows: Sequence[Dict]) -> List[str]:
         sd_txt = "" if sd is None else f" ± {sd:.2f}"
         lines.append(f"| {k[1]} | {k[2]} | {pruner_name(k[3])} | {pct(k[4])} | {len(vals)} | "
                      f"{last_step[k]:,} | {mean:.2f}{sd_txt} | {ci} | {min(vals):.2f} | {max(vals):.2f} |")
+    return lines
+
+
+def speed_table(rows: Sequence[Dict]) -> List[str]:
+    """| algorithm | dataset | pruner | sparsity | weights trained | steps/s per run | (from the summaries)."""
+    seen = {}
+    for r in rows:
+        k = (r["algo_name"], r["dataset"], r["pruner"], r["sparsity"])
+        seen.setdefault(k, []).append((r.get("weights_kept"), r.get("train_steps_per_s")))
+    lines = ["| algorithm | dataset | pruner | sparsity | weights trained | steps/s per run |",
+             "|---|---|---|---:|---:|---:|"]
+    for k in sorted(seen, key=lambda k: (k[0], k[1], k[2] != "none", k[2], k[3])):
+        kept = [v[0] for v in seen[k] if v[0] is not None]
+        sps = [v[1] for v in seen[k] if v[1] is not None]
+        lines.append(f"| {k[0]} | {k[1]} | {pruner_name(k[2])} | {pct(k[3])} | "
+                     f"{int(np.mean(kept)):,} | " if kept else f"| {k[0]} | {k[1]} | {pruner_name(k[2])} | {pct(k[3])} | n/a | ")
+        lines[-1] += f"{np.mean(sps):,.0f} |" if sps else "n/a |"
     return lines
 
 
@@ -99,7 +118,7 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
     rows = data["rows"]
     if not rows:
         raise ValueError(f"{workdir} has no evaluations to report (finished runs with --eval_episodes > 0)")
-    pngs = plot_curves(rows, out_dir) + plot_final_vs_sparsity(rows, out_dir)
+    pngs = plot_curves(rows, out_dir) + plot_final_vs_sparsity(rows, out_dir) + plot_score_vs_weights(rows, out_dir)
     pngs += plot_layers(data["layers"], out_dir, layer_sparsity, log)
     pngs += plot_storage(data["sizes"], out_dir)
     info = data["info"]
@@ -122,6 +141,9 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
            f"Score at each run's last evaluation ({score_label(rows)}); mean ± sample std over seeds; "
            "95% confidence interval of the mean from Student's t (n/a with one seed).", ""]
     md += score_table(rows)
+    md += ["", "## Training speed", "", "Steps per second of one run, measured in its program (all runs of a "
+           "program share each pass; the first chunk, which compiles, is left out).", ""]
+    md += speed_table(rows)
     if data["diverged"]:
         md += ["", "Diverged runs (non-finite loss; excluded above):", ""]
         md += [f"- {d['algo_name']} {pruner_name(d['pruner'])} {pct(d['sparsity'])} seed "

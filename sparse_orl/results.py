@@ -20,7 +20,7 @@ from sparse_orl.io_utils import atomic_write_json, atomic_write_text, read_json
 SWEEP_FILE = "sweep.json"  # what marks a sweep workdir (written by sparse_orl.sweep.check_sweep_workdir)
 NETWORK_ORDER = ("actor", "critic", "vae")
 BASE_COLUMNS = ("algo", "algo_name", "pruner", "sparsity", "dataset", "env", "seed", "step", "returns", "return",
-                "normalized_score")
+                "normalized_score", "weights_kept", "train_steps_per_s")
 
 Log = Callable[[str], None]
 
@@ -68,10 +68,13 @@ def rows_from_summary(summary: Dict, program: str = "") -> Tuple[List[Dict], Lis
             diverged.append(dict(ident, nan_step=run.get("nan_step"), program=program))
             continue
         nets = {f"sparsity_{net}": float(rep["sparsity"]) for net, rep in run.get("masks", {}).items()}
+        # kernel weights the run trains, over all its networks (a narrow run: all of its own)
+        kept = sum(int(rep["kept"]) for rep in run.get("masks", {}).values()) if run.get("masks") else None
         for e in run.get("evals", []):
             rows.append(dict(ident, step=int(e["step"]), returns=[float(x) for x in e["returns"]],
                              **{"return": float(e["return"])}, normalized_score=e.get("normalized_score"),
-                             **nets, program=program))
+                             weights_kept=kept, train_steps_per_s=run.get("train_steps_per_s"),
+                             **nets, program=program or run.get("program", "")))
     return rows, diverged
 
 

@@ -47,6 +47,8 @@ class BCQConfig(AlgoConfig):
     train_latent_clip: float = field(0.5, "|z| clip of the VAE's latents in training and BCQ acting.")
 
     networks: ClassVar[Tuple[str, ...]] = ("actor", "critic", "vae")
+    # the config field holding each network's hidden widths (the narrow dense control scales them)
+    hidden_fields: ClassVar[Dict[str, str]] = {"actor": "actor_hidden", "critic": "critic_hidden", "vae": "vae_hidden"}
 
     def __post_init__(self):
         super().__post_init__()

@@ -27,6 +27,7 @@ __all__ = [
     "to_device",
     "validate_transitions",
     "load_dataset",
+    "load_dataset_info",
     "load_d4rl_hdf5",
     "load_minari",
     "normalized_score",
@@ -51,6 +52,11 @@ def load_dataset(name: str, env_id: Optional[str] = None) -> Tuple[Transitions, 
     if env_id is not None and env_id != info.env_id:
         info = dataclasses.replace(info, env_id=env_id)
     return t, info
+
+
+def load_dataset_info(name: str, env_id: Optional[str] = None) -> DatasetInfo:
+    """The ``DatasetInfo`` of ``name`` (shapes, env id, reference scores), as :func:`load_dataset` gives it."""
+    return load_dataset(name, env_id)[1]
 
 
 def _flat_dim(space) -> int:
