@@ -254,12 +254,16 @@ def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
         fig, ax = plt.subplots(figsize=(7, 4.4))
         steps = max(r["step"] for r in sub)
         colors = iter(plt.get_cmap("tab10").colors)
-        for pruner in sorted({r["pruner"] for r in sub}, key=lambda p: (p == "none", p == "narrow", p)):
+        markers = iter("os^vP*Xh")
+        pruners = sorted({r["pruner"] for r in sub}, key=lambda p: (p == "none", p == "narrow", p))
+        for j, pruner in enumerate(pruners):
             pts = collections.defaultdict(list)
             for r in sub:
                 if r["pruner"] == pruner:
                     pts[r["sparsity"]].append(r)
-            xs = np.array([np.mean([r["weights_kept"] for r in v]) for _, v in sorted(pts.items())])
+            # methods at one weight count are offset by a few percent so that none hides another
+            shift = 1.0 + 0.04 * (j - (len(pruners) - 1) / 2) if pruner != "none" else 1.0
+            xs = np.array([np.mean([r["weights_kept"] for r in v]) for _, v in sorted(pts.items())]) * shift
             ys = [np.array([value(r) for r in v]) for _, v in sorted(pts.items())]
             mean = np.array([y.mean() for y in ys])
             sd = np.array([y.std(ddof=1) if y.size > 1 else 0.0 for y in ys])
@@ -268,16 +272,19 @@ def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
                 ax.errorbar(xs, mean, yerr=sd, fmt="s", color="black", ms=8, capsize=3,
                             label=f"dense, full size (n={ys[0].size})")
                 continue
-            style = dict(color="black", ls="--", marker="D") if pruner == "narrow" else dict(color=next(colors), marker="o")
+            style = (dict(color="black", ls="--", marker="D") if pruner == "narrow"
+                     else dict(color=next(colors), marker=next(markers)))
             label = "narrow dense (same weights)" if pruner == "narrow" else pruner_name(pruner)
-            (line,) = ax.plot(xs[order], mean[order], lw=1.8, label=label, **style)
+            (line,) = ax.plot(xs[order], mean[order], lw=1.8, ms=7, label=label, **style)
+            ax.errorbar(xs[order], mean[order], yerr=sd[order], fmt="none", ecolor=line.get_color(), capsize=3, lw=1)
             ax.fill_between(xs[order], (mean - sd)[order], (mean + sd)[order], color=line.get_color(), alpha=0.12, lw=0)
         ax.set_xscale("log")
         ax.set_xlabel("kernel weights trained (all networks, log scale)")
         ax.set_ylabel(score_label(sub) + f"\nafter {steps:,} steps")
         ax.grid(alpha=0.3, which="both")
         ax.legend(frameon=False, loc="best", fontsize=9)
-        ax.set_title(f"{name} on {dataset}: final score vs weights kept\nmean ± std over seeds")
+        ax.set_title(f"{name} on {dataset}: final score vs weights kept\n"
+                     "mean ± std over seeds (methods at one count offset slightly in x)")
         fig.tight_layout()
         path = os.path.join(out_dir, f"score_vs_weights_{algo}_{slug(dataset)}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -20,7 +20,9 @@ from sparse_orl.io_utils import atomic_write_json, atomic_write_text, read_json
 SWEEP_FILE = "sweep.json"  # what marks a sweep workdir (written by sparse_orl.sweep.check_sweep_workdir)
 NETWORK_ORDER = ("actor", "critic", "vae")
 BASE_COLUMNS = ("algo", "algo_name", "pruner", "sparsity", "dataset", "env", "seed", "step", "returns", "return",
-                "normalized_score", "weights_kept", "train_steps_per_s")
+                "normalized_score", "weights_kept")
+# Rows also carry "train_steps_per_s" (the report's speed table), a timing: it stays out of the
+# results table so that a resumed sweep's results are byte-identical to an uninterrupted one.
 
 Log = Callable[[str], None]
 

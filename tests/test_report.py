@@ -46,7 +46,7 @@ def test_report_on_a_sweep_makes_pngs_and_tables(finished_sweep, tmp_path):
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     pngs = sorted(os.listdir(out_dir))
-    for kind in ("curves", "final_vs_sparsity", "layers", "storage"):
+    for kind in ("curves", "final_vs_sparsity", "layers", "storage", "score_vs_weights"):
         assert f"{kind}_bc-vae_test-hopper-launch-v0.png" in pngs, pngs
     for p in pngs:
         if p.endswith(".png"):
@@ -54,7 +54,8 @@ def test_report_on_a_sweep_makes_pngs_and_tables(finished_sweep, tmp_path):
                 assert f.read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(os.path.join(out_dir, p)) > 10_000
     md = open(os.path.join(out_dir, "report.md")).read()
     assert "## Final scores" in md and "## Table 1: stored size at 95% sparsity" in md
-    score_rows = [l for l in md.splitlines() if l.startswith("| BC (VAE only) | test/hopper/launch-v0 | ")
+    final_scores = md.split("## Final scores")[1].split("\n## ")[0]
+    score_rows = [l for l in final_scores.splitlines() if l.startswith("| BC (VAE only) | test/hopper/launch-v0 | ")
                   and "%" in l.split("|")[4]]
     assert [l.split("|")[3:6] for l in score_rows] == [[" dense ", " 0% ", " 2 "], [" SNIP ", " 90% ", " 2 "],
                                                       [" SNIP ", " 95% ", " 2 "]]
@@ -72,7 +73,7 @@ def test_report_on_a_sweep_makes_pngs_and_tables(finished_sweep, tmp_path):
 def test_report_on_a_single_train_workdir(finished_sweep, tmp_path):
     program = [p for p in sw.plan(sw.load_sweep(finished_sweep)) if "snip" in [c.pruner for c in p.config.prunes]][0]
     out = reporting.make_report(program.workdir, str(tmp_path / "single"), log=lambda m: None)
-    assert len(out["pngs"]) == 4
+    assert len(out["pngs"]) == 5  # curves, final vs sparsity, score vs weights kept, layers, storage
     assert "Single experiment" in open(out["markdown"]).read()
 
 

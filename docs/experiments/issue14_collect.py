@@ -1,0 +1,75 @@
+"""Collect issue 14's launch.train workdirs into docs/results/issue14/ and build the merged report.
+
+    python docs/experiments/issue14_collect.py RUNS_DIR|SUMMARY.json [...]
+
+Copies every finished (or partial) ``summary.json`` under the given folders (and the given
+summary files, e.g. issue 5's HalfCheetah 30k runs in docs/results/) to
+``docs/results/issue14/summaries/<workdir name>.json``, then writes the merged report
+(PNGs + report.md) into ``docs/results/issue14/report/``.
+
+The first narrow-control runs were launched before ``--pruner=narrow`` existed, as dense runs
+of the narrow widths (``--pruner=none --vae_hidden=153,153``; hopper 159,159). That is the same
+computation: ``--pruner=narrow`` trains a dense program with these widths from the same seeds
+(``sparse_orl.narrow``). Workdirs named ``*_narrow<pct>`` are relabelled here as what they are:
+pruner "narrow" at that sparsity, with the sizing record of ``sparse_orl.narrow.narrow_config``.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+OUT = os.path.join(REPO, "docs", "results", "issue14")
+
+
+def relabel_narrow(name, summary):
+    m = re.search(r"_narrow(\d+)$", name)
+    if not m or any(r["pruner"] == "narrow" for r in summary["runs"]):
+        return summary
+    sys.path.insert(0, REPO)
+    from sparse_orl.algos import config_from_dict
+    from sparse_orl.data import load_dataset_info
+    from sparse_orl.narrow import narrow_config
+
+    level = int(m.group(1)) / 100
+    agent = summary["config"]["agent"]
+    full = dict(agent, vae_hidden=[750, 750], actor_hidden=[400, 300], critic_hidden=[400, 300])
+    info = load_dataset_info(summary["config"]["dataset"])
+    cfg, record = narrow_config(config_from_dict(full), info.obs_dim, info.act_dim, info.max_action, level)
+    for net, rec in record["networks"].items():
+        if list(agent[f"{net}_hidden"]) != rec["widths"]:
+            raise ValueError(f"{name}: trained widths {agent[f'{net}_hidden']} are not narrow_config's {rec['widths']}")
+    summary = dict(summary, runs=[dict(r, pruner="narrow", sparsity=level, narrow=record) for r in summary["runs"]])
+    return summary
+
+
+def main(dirs):
+    sums = os.path.join(OUT, "summaries")
+    os.makedirs(sums, exist_ok=True)
+    work = []
+    found = []
+    for d in dirs:
+        if d.endswith(".json"):
+            found.append((os.path.basename(d)[:-len(".json")].replace("_summary", ""), d))
+            continue
+        for name in sorted(os.listdir(d)):
+            if os.path.exists(os.path.join(d, name, "summary.json")):
+                found.append((name, os.path.join(d, name, "summary.json")))
+    for name, path in found:
+        if True:
+            s = relabel_narrow(name, json.load(open(path)))
+            with open(os.path.join(sums, name + ".json"), "w") as f:
+                json.dump(s, f, indent=1)
+            wd = os.path.join(OUT, "workdirs", name)  # launch.report reads <workdir>/summary.json
+            os.makedirs(wd, exist_ok=True)
+            with open(os.path.join(wd, "summary.json"), "w") as f:
+                json.dump(s, f)
+            work.append(wd)
+    cmd = [sys.executable, "-m", "launch.report", "--workdir=" + ",".join(work), "--out=" + os.path.join(OUT, "report")]
+    subprocess.run(cmd, cwd=REPO, check=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
