@@ -45,6 +45,16 @@ def relabel_narrow(name, summary):
     return summary
 
 
+def speed_from_log(summary_path):
+    """Median per-run steps/s of a workdir's progress lines (first chunk, which compiles, left out),
+    for summaries written before launch.train recorded ``train_steps_per_s``."""
+    log = os.path.dirname(summary_path) + ".log"
+    if not os.path.exists(log):
+        return None
+    vals = [float(m.group(1)) for m in re.finditer(r"\| (\d+) steps/s per run", open(log).read())]
+    return float(sorted(vals[1:])[len(vals[1:]) // 2]) if len(vals) > 1 else None
+
+
 def main(dirs):
     sums = os.path.join(OUT, "summaries")
     os.makedirs(sums, exist_ok=True)
@@ -58,15 +68,17 @@ def main(dirs):
             if os.path.exists(os.path.join(d, name, "summary.json")):
                 found.append((name, os.path.join(d, name, "summary.json")))
     for name, path in found:
-        if True:
-            s = relabel_narrow(name, json.load(open(path)))
-            with open(os.path.join(sums, name + ".json"), "w") as f:
-                json.dump(s, f, indent=1)
-            wd = os.path.join(OUT, "workdirs", name)  # launch.report reads <workdir>/summary.json
-            os.makedirs(wd, exist_ok=True)
-            with open(os.path.join(wd, "summary.json"), "w") as f:
-                json.dump(s, f)
-            work.append(wd)
+        s = relabel_narrow(name, json.load(open(path)))
+        sps = speed_from_log(path)
+        if sps is not None:
+            s["runs"] = [dict(r, train_steps_per_s=r.get("train_steps_per_s") or sps) for r in s["runs"]]
+        with open(os.path.join(sums, name + ".json"), "w") as f:
+            json.dump(s, f, indent=1)
+        wd = os.path.join(OUT, "workdirs", name)  # launch.report reads <workdir>/summary.json
+        os.makedirs(wd, exist_ok=True)
+        with open(os.path.join(wd, "summary.json"), "w") as f:
+            json.dump(s, f)
+        work.append(wd)
     cmd = [sys.executable, "-m", "launch.report", "--workdir=" + ",".join(work), "--out=" + os.path.join(OUT, "report")]
     subprocess.run(cmd, cwd=REPO, check=True)
 

@@ -7,10 +7,12 @@ from sparse_orl.algos.registry import (ALGORITHMS, AlgorithmSpec, algorithm_from
                                        make_algorithm, register_algorithm)
 from sparse_orl.algos.bcq import BCQ, BCQConfig
 from sparse_orl.algos.bc import BC, BCConfig
+from sparse_orl.algos.td3bc import TD3BC, TD3BCConfig
 
 register_algorithm(BCQConfig, BCQ)
 register_algorithm(BCConfig, BC)
+register_algorithm(TD3BCConfig, TD3BC)
 
 __all__ = ["ALGORITHMS", "AlgoConfig", "Algorithm", "AlgorithmSpec", "BC", "BCConfig", "BCQ", "BCQConfig",
-           "TrainState", "algorithm_from_dict", "config_from_dict", "get_spec", "make_algorithm", "make_config",
+           "TD3BC", "TD3BCConfig", "TrainState", "algorithm_from_dict", "config_from_dict", "get_spec", "make_algorithm", "make_config",
            "register_algorithm"]
