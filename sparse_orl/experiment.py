@@ -197,7 +197,7 @@ def _run_program(config: ExperimentConfig, log: Callable[[str], None] = print,
             check_env_spaces(info, env)
         finally:
             env.close()
-    agent = make_algorithm(config.agent, info.obs_dim, info.act_dim, info.max_action)
+    agent = make_algorithm(config.agent.for_run(config.steps), info.obs_dim, info.act_dim, info.max_action)
     transitions = agent.preprocess(transitions, info)
     obs_mean, obs_std = obs_stats(transitions, config.agent.normalize_obs)
     mesh = runs_mesh()

@@ -34,6 +34,7 @@ class Dense(nn.Module):
 
     ``init_scheme="torch"``: kernel and bias ~ U(±1/√fan_in) (PyTorch default).
     ``init_scheme="flax"``: lecun_normal kernel, zero bias (Flax default).
+    ``init_scheme="orthogonal"``: orthogonal kernel of scale √2, zero bias (IQL's authors).
     ``compute_dtype=jnp.bfloat16`` multiplies bfloat16 inputs and weights with a
     float32 accumulator and output; the master weights stay float32.
     """
@@ -49,8 +50,10 @@ class Dense(nn.Module):
             k_init = b_init = torch_uniform_init(fan_in)
         elif self.init_scheme == "flax":
             k_init, b_init = nn.initializers.lecun_normal(), nn.initializers.zeros_init()
+        elif self.init_scheme == "orthogonal":  # IQL's authors: orthogonal kernels of scale √2, zero biases
+            k_init, b_init = nn.initializers.orthogonal(jnp.sqrt(2.0)), nn.initializers.zeros_init()
         else:
-            raise ValueError(f"unknown init scheme {self.init_scheme!r} (expected 'torch' or 'flax')")
+            raise ValueError(f"unknown init scheme {self.init_scheme!r} (expected 'torch', 'flax' or 'orthogonal')")
         kernel = self.param("kernel", k_init, (fan_in, self.features), jnp.float32)
         bias = self.param("bias", b_init, (self.features,), jnp.float32)
         if self.compute_dtype == jnp.float32:

@@ -42,6 +42,7 @@ from sparse_orl import pruning
 from sparse_orl.data.transitions import Transitions
 
 Params = Dict[str, Any]
+INIT_SCHEMES = ("torch", "flax", "orthogonal")
 
 
 @struct.dataclass
@@ -85,14 +86,15 @@ class AlgoConfig:
 
     algo: ClassVar[str] = ""
     init_scheme: str = field("torch", "Weight init: torch = U(±1/sqrt(fan_in)) (PyTorch default), "
-                             "flax = lecun_normal kernels, zero biases.", flag="init")
+                             "flax = lecun_normal kernels, zero biases, orthogonal = orthogonal kernels of "
+                             "scale sqrt(2), zero biases (IQL's authors).", flag="init")
     compute_dtype: str = field("float32", "Matmul input precision (bfloat16 keeps float32 accumulation "
                                "and master weights).")
     normalize_obs: bool = field(False, "Normalize observations with the dataset's mean / (std + 1e-3).")
 
     def __post_init__(self):
-        if self.init_scheme not in ("torch", "flax"):
-            raise ValueError(f"--init must be one of ('torch', 'flax'), got {self.init_scheme!r}")
+        if self.init_scheme not in INIT_SCHEMES:
+            raise ValueError(f"--init must be one of {INIT_SCHEMES}, got {self.init_scheme!r}")
         if self.compute_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"--compute_dtype must be one of ('float32', 'bfloat16'), got {self.compute_dtype!r}")
 
@@ -122,6 +124,11 @@ class AlgoConfig:
                 v = d[f.name]
                 kw[f.name] = tuple(v) if isinstance(v, list) else v
         return cls(**kw)
+
+    def for_run(self, steps: int) -> "AlgoConfig":
+        """This config for a run of ``steps`` gradient steps (e.g. a learning-rate schedule's
+        length); the experiment calls it before building the algorithm. Default: unchanged."""
+        return self
 
     @property
     def dtype(self):

@@ -1,0 +1,123 @@
+"""IQL: losses by hand, reward scaling, update order, exact zeros, per-network masks, deploy == act."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sparse_orl import deploy, export
+from sparse_orl.algos import IQLConfig, make_algorithm
+from sparse_orl.algos.iql import ActorBatch, ValueBatch, episode_returns, expectile_loss, gaussian_log_prob
+from sparse_orl.config import PruneConfig
+from sparse_orl.data.transitions import Transitions
+from sparse_orl.training import init_runs, make_train_chunk
+
+OBS, ACT = 5, 2
+TINY = dict(actor_hidden=(8, 8), critic_hidden=(8, 8), value_hidden=(8, 8))
+
+
+def _data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    return Transitions(
+        obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
+        action=jnp.asarray(rng.uniform(-1, 1, size=(n, ACT)), jnp.float32),
+        reward=jnp.asarray(rng.normal(size=n), jnp.float32),
+        next_obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
+        done=jnp.asarray(rng.uniform(size=n) < 0.2, jnp.float32))
+
+
+def test_expectile_and_log_prob_by_hand():
+    u = jnp.asarray([2.0, -1.0, 0.5])
+    assert float(expectile_loss(u, 0.7)) == pytest.approx((0.7 * 4 + 0.3 * 1 + 0.7 * 0.25) / 3, rel=1e-6)
+    mean, log_std, a = jnp.asarray([[0.1, -0.2]]), jnp.asarray([0.3, -0.5]), jnp.asarray([[0.4, 0.0]])
+    sd = np.exp([0.3, -0.5])
+    want = (-0.5 * ((0.4 - 0.1) / sd[0]) ** 2 - np.log(sd[0]) - 0.5 * np.log(2 * np.pi)
+            - 0.5 * ((0.0 + 0.2) / sd[1]) ** 2 - np.log(sd[1]) - 0.5 * np.log(2 * np.pi))
+    assert float(gaussian_log_prob(mean, log_std, a)[0]) == pytest.approx(want, rel=1e-5)
+
+
+def test_reward_scaling_uses_episode_returns():
+    # two episodes cut by a discontinuity (next_obs != obs of the next row), returns 3 and 7
+    obs = np.arange(8, dtype=np.float32).reshape(4, 2)
+    nxt = np.roll(obs, -1, 0)
+    nxt[1] = 99.0  # episode 1 = rows 0-1 ends here
+    t = Transitions(obs, np.zeros((4, 1), np.float32), np.asarray([1, 2, 3, 4], np.float32), nxt,
+                    np.zeros(4, np.float32))
+    np.testing.assert_array_equal(episode_returns(t), [3.0, 7.0])
+    algo = make_algorithm(IQLConfig(**TINY), 2, 1, 1.0)
+    np.testing.assert_allclose(algo.preprocess(t, None).reward, np.asarray([1, 2, 3, 4]) * 1000 / 4.0)
+    assert make_algorithm(IQLConfig(**TINY, scale_rewards=False), 2, 1, 1.0).preprocess(t, None) is t
+
+
+def test_losses_match_hand_computation_and_weights_are_clipped():
+    algo = make_algorithm(IQLConfig(**TINY), OBS, ACT, 1.0)
+    p = algo.init_params(jax.random.PRNGKey(0))
+    b = jax.tree_util.tree_map(lambda x: x[:6], _data())
+    q = algo.q_min(p["critic"], b.obs, b.action)
+    v = algo.value.apply({"params": p["value"]}, b.obs)
+    u = np.asarray(q - v)
+    want_v = np.mean(np.where(u > 0, 0.7, 0.3) * u ** 2)
+    assert float(algo.value_loss(p["value"], ValueBatch(b.obs, q))) == pytest.approx(want_v, rel=1e-5)
+    w = np.asarray(algo.weights(q, v))
+    np.testing.assert_allclose(w, np.minimum(np.exp(3.0 * u), 100.0), rtol=1e-5)
+    assert float(jnp.max(algo.weights(q + 100.0, v))) == 100.0
+    mean, log_std = algo.actor.apply({"params": p["actor"]}, b.obs)
+    lp = np.asarray(gaussian_log_prob(mean, log_std, b.action))
+    assert float(algo.actor_loss(p["actor"], ActorBatch(b.obs, b.action, jnp.asarray(w)))) == \
+        pytest.approx(-np.mean(w * lp), rel=1e-5)
+    y = np.asarray(algo.td_target(p["value"], b))
+    v_next = np.asarray(algo.value.apply({"params": p["value"]}, b.next_obs))
+    np.testing.assert_allclose(y, np.asarray(b.reward) + 0.99 * (1 - np.asarray(b.done)) * v_next, rtol=1e-5)
+
+
+def test_actor_lr_decays_over_the_run():
+    cfg = IQLConfig(**TINY).for_run(1000)
+    assert cfg.actor_lr_decay_steps == 1000
+    assert IQLConfig(**TINY, actor_lr_decay_steps=50).for_run(1000).actor_lr_decay_steps == 50
+
+
+@pytest.mark.parametrize("pruner", ["snip", "erk_random"])
+def test_pruned_weights_stay_exactly_zero(pruner):
+    algo = make_algorithm(IQLConfig(**TINY).for_run(150), OBS, ACT, 1.0)
+    data = _data()
+    runs = init_runs(algo, PruneConfig(pruner, snip_batch=50), data, [0], [0.8])
+    runs, metrics = make_train_chunk(algo, 32, 150)(runs, data)
+    st = runs.agent
+    assert all(np.all(np.isfinite(v)) for k, v in metrics.items() if k != "nan_step")
+    masks = st.masks
+    for tree in (st.params, {"critic": st.target_params["critic"]}):
+        for name in tree:
+            for x, m in zip(jax.tree_util.tree_leaves(tree[name]), jax.tree_util.tree_leaves(masks[name])):
+                assert np.all(np.asarray(x)[np.asarray(m) == 0] == 0.0)
+    for name, opt in st.opt_state.items():
+        adam = opt.inner[0]
+        for x, m in zip(jax.tree_util.tree_leaves(adam.mu), jax.tree_util.tree_leaves(masks[name])):
+            assert np.all(np.asarray(x)[np.asarray(m) == 0] == 0.0)
+    assert np.all(np.asarray(masks["actor"]["log_std"]) == 1.0)  # not a kernel: never pruned
+
+
+def test_value_mask_does_not_depend_on_the_critic_loss():
+    algo = make_algorithm(IQLConfig(**TINY), OBS, ACT, 1.0)
+    data = _data()
+    a = init_runs(algo, PruneConfig("snip", snip_batch=50), data, [0], [0.9]).agent.masks
+    b = init_runs(algo, PruneConfig("snip", snip_batch=50), data.replace(reward=data.reward + 10.0),
+                  [0], [0.9]).agent.masks
+    for net in ("value", "actor"):  # the rewards reach only the critic's loss
+        for x, y in zip(jax.tree_util.tree_leaves(a[net]), jax.tree_util.tree_leaves(b[net])):
+            np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a["critic"]),
+                                                         jax.tree_util.tree_leaves(b["critic"])))
+
+
+def test_deploy_acts_with_the_mean_like_the_library(tmp_path):
+    algo = make_algorithm(IQLConfig(**TINY), OBS, ACT, 1.0)
+    st = jax.tree_util.tree_map(lambda x: x[0], init_runs(algo, PruneConfig("erk_random"), _data(), [0], [0.7]).agent)
+    params = jax.tree_util.tree_map(np.asarray, st.params)
+    masks = jax.tree_util.tree_map(np.asarray, st.masks)
+    meta = {"config": algo.config.to_dict() | {"obs_dim": OBS, "act_dim": ACT, "max_action": 1.0},
+            "acting": algo.acting_program()}
+    path = str(tmp_path / "iql.soc")
+    export.save_compact(path, {"actor": params["actor"]}, {"actor": masks["actor"]}, meta)
+    obs = np.asarray(_data().obs[:9])
+    want = np.asarray(algo.act(st.params, st.obs_mean, st.obs_std, obs, None))
+    for sparse in (False, True):
+        np.testing.assert_allclose(deploy.Policy.load(path, sparse=sparse).act(obs), want, rtol=1e-5, atol=1e-5)
