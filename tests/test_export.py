@@ -451,3 +451,14 @@ def test_sparse_policy_without_scipy_and_public_csr_fallback(tmp_path, monkeypat
         deploy.Policy.load(path, sparse=True, kernel="csr")
     with pytest.raises(ValueError, match="kernel"):
         deploy.Policy.load(path, sparse=True, kernel="bogus")
+
+
+def test_policy_refuses_non_finite_observations(tmp_path):
+    _, _, _, _, path = _agent_file(tmp_path, "bc")
+    pol = deploy.Policy.load(path)
+    obs = np.zeros((3, 5), np.float32)
+    for bad in (np.nan, np.inf, -np.inf):
+        obs[1, 2] = bad
+        with pytest.raises(ValueError, match="NaN or inf"):
+            pol.act(obs, rng=0)
+    assert deploy.Policy.load(path).sparse and not deploy.Policy.load(path, backend="jax").sparse  # defaults
