@@ -23,6 +23,7 @@ names are re-exported here). Importing it does not import jax or the trainer.
 """
 from __future__ import annotations
 
+import collections
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -65,19 +66,26 @@ def score_table(rows: Sequence[Dict]) -> List[str]:
 
 
 def speed_table(rows: Sequence[Dict]) -> List[str]:
-    """| algorithm | dataset | pruner | sparsity | weights trained | steps/s per run | (from the summaries)."""
-    seen = {}
+    """Training throughput per configuration: run-steps per second of its program (every run's
+    steps together, the comparable cost on one machine: on a CPU the runs are taken in turn),
+    the program's run count, and the weights trained."""
+    runs_of = collections.defaultdict(set)
+    for r in rows:
+        runs_of[r.get("program", "")].add((r["pruner"], r["sparsity"], r["seed"]))
+    seen = collections.defaultdict(list)
     for r in rows:
         k = (r["algo_name"], r["dataset"], r["pruner"], r["sparsity"])
-        seen.setdefault(k, []).append((r.get("weights_kept"), r.get("train_steps_per_s")))
-    lines = ["| algorithm | dataset | pruner | sparsity | weights trained | steps/s per run |",
-             "|---|---|---|---:|---:|---:|"]
+        n = len(runs_of[r.get("program", "")])
+        sps = r.get("train_steps_per_s")
+        seen[k].append((r.get("weights_kept"), None if sps is None else sps * n, n))
+    lines = ["| algorithm | dataset | pruner | sparsity | weights trained | run-steps/s of its program | runs in it |",
+             "|---|---|---|---:|---:|---:|---:|"]
     for k in sorted(seen, key=lambda k: (k[0], k[1], k[2] != "none", k[2], k[3])):
         kept = [v[0] for v in seen[k] if v[0] is not None]
-        sps = [v[1] for v in seen[k] if v[1] is not None]
+        agg = [v[1] for v in seen[k] if v[1] is not None]
         lines.append(f"| {k[0]} | {k[1]} | {pruner_name(k[2])} | {pct(k[3])} | "
-                     f"{int(np.mean(kept)):,} | " if kept else f"| {k[0]} | {k[1]} | {pruner_name(k[2])} | {pct(k[3])} | n/a | ")
-        lines[-1] += f"{np.mean(sps):,.0f} |" if sps else "n/a |"
+                     + (f"{int(np.mean(kept)):,}" if kept else "n/a") + " | "
+                     + (f"{np.mean(agg):,.0f}" if agg else "n/a") + f" | {seen[k][0][2]} |")
     return lines
 
 
@@ -141,8 +149,9 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
            f"Score at each run's last evaluation ({score_label(rows)}); mean ± sample std over seeds; "
            "95% confidence interval of the mean from Student's t (n/a with one seed).", ""]
     md += score_table(rows)
-    md += ["", "## Training speed", "", "Steps per second of one run, measured in its program (all runs of a "
-           "program share each pass; the first chunk, which compiles, is left out).", ""]
+    md += ["", "## Training speed", "", "Run-steps per second of each configuration's program (steps of all its "
+           "runs per second; the first chunk, which compiles, is left out), as measured while it trained: "
+           "compare programs run on the same machine under the same load only.", ""]
     md += speed_table(rows)
     if data["diverged"]:
         md += ["", "Diverged runs (non-finite loss; excluded above):", ""]

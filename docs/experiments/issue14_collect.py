@@ -1,6 +1,6 @@
 """Collect issue 14's launch.train workdirs into docs/results/issue14/ and build the merged report.
 
-    python docs/experiments/issue14_collect.py RUNS_DIR|SUMMARY.json [...]
+    python docs/experiments/issue14_collect.py WORKDIR|RUNS_DIR|SUMMARY.json [...]
 
 Copies every finished (or partial) ``summary.json`` under the given folders (and the given
 summary files, e.g. issue 5's HalfCheetah 30k runs in docs/results/) to
@@ -63,6 +63,9 @@ def main(dirs):
     for d in dirs:
         if d.endswith(".json"):
             found.append((os.path.basename(d)[:-len(".json")].replace("_summary", ""), d))
+            continue
+        if os.path.exists(os.path.join(d, "summary.json")):  # one workdir
+            found.append((os.path.basename(os.path.normpath(d)), os.path.join(d, "summary.json")))
             continue
         for name in sorted(os.listdir(d)):
             if os.path.exists(os.path.join(d, name, "summary.json")):
