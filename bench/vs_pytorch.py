@@ -33,9 +33,8 @@ sys.path.insert(0, HERE)
 
 import _common as C  # noqa: E402
 
-TORCH_CANDIDATES = ("/work/benchvenv/bin/python", "/tmp/torchvenv/bin/python", "/work/torchvenv/bin/python",
-                    "/work/d3rlpyvenv/bin/python")
-D3RLPY_CANDIDATES = ("/work/d3rlpyvenv/bin/python", "/tmp/d3rlpyvenv/bin/python")
+TORCH_CANDIDATES = (".bench/torch/bin/python", ".bench/d3rlpy/bin/python")  # relative to the repository root
+D3RLPY_CANDIDATES = (".bench/d3rlpy/bin/python",)
 
 
 # =========================== the PyTorch side (runs in the torch venv) ===========================

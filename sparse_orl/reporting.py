@@ -130,7 +130,7 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
     pngs += plot_layers(data["layers"], out_dir, layer_sparsity, log)
     pngs += plot_storage(data["sizes"], out_dir)
     info = data["info"]
-    md = [f"# Report: `{', '.join(os.path.abspath(w) for w in workdirs)}`", ""]
+    md = [f"# Report: `{', '.join(os.path.normpath(w) for w in workdirs)}`", ""]
     kind = {"sweep": "Sweep", "single": "Single experiment", "several": f"{len(workdirs)} experiments"}[data["kind"]]
     md.append(f"{kind}: {_num(info.get('steps'))} steps per run, "
               f"seeds {info.get('seeds')}, evaluation every {_num(info.get('eval_every'))} steps over "

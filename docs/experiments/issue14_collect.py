@@ -72,6 +72,7 @@ def main(dirs):
                 found.append((name, os.path.join(d, name, "summary.json")))
     for name, path in found:
         s = relabel_narrow(name, json.load(open(path)))
+        s["config"] = dict(s["config"], workdir=f"runs/issue14/{name}")  # no machine paths in docs/
         sps = speed_from_log(path)
         if sps is not None:
             s["runs"] = [dict(r, train_steps_per_s=r.get("train_steps_per_s") or sps) for r in s["runs"]]
@@ -81,8 +82,8 @@ def main(dirs):
         os.makedirs(wd, exist_ok=True)
         with open(os.path.join(wd, "summary.json"), "w") as f:
             json.dump(s, f)
-        work.append(wd)
-    cmd = [sys.executable, "-m", "launch.report", "--workdir=" + ",".join(work), "--out=" + os.path.join(OUT, "report")]
+        work.append(os.path.relpath(wd, REPO))
+    cmd = [sys.executable, "-m", "launch.report", "--workdir=" + ",".join(work), "--out=" + os.path.relpath(os.path.join(OUT, "report"), REPO)]
     subprocess.run(cmd, cwd=REPO, check=True)
 
 

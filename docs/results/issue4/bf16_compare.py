@@ -1,13 +1,13 @@
 """fp32 vs bf16 (VAE-only BC, halfcheetah expert): normalized score per seed at 10k/20k/30k steps.
 
 fp32 workdirs (issue 2 and 5 runs, same seeds, same init and data order) vs the bf16 workdir.
-    python results/issue4/bf16_compare.py /work/results
+    python results/issue4/bf16_compare.py runs
 """
 import json
 import statistics
 import sys
 
-root = sys.argv[1] if len(sys.argv) > 1 else "/work/results"
+root = sys.argv[1] if len(sys.argv) > 1 else "runs"
 
 
 def runs(wd):
