@@ -3,11 +3,12 @@
 Orbax writes each step into a temporary folder and renames it when complete,
 so a killed run never leaves a checkpoint that looks finished. If the newest
 checkpoint cannot be read anyway (a damaged disk, a hand-edited file), restore
-falls back to the previous one with a warning.
+falls back to the previous one with a warning, moving the bad one aside.
 """
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import jax
@@ -35,6 +36,7 @@ class Checkpointer:
 
     def __init__(self, directory: str, max_to_keep: int = 2):
         self.directory = os.path.abspath(directory)
+        self._max_to_keep = max_to_keep
         self._mngr = _manager(self.directory, max_to_keep)
 
     def steps(self) -> List[int]:
@@ -49,22 +51,45 @@ class Checkpointer:
         self._mngr.wait_until_finished()
 
     def restore_latest(self, abstract_state: Any) -> Optional[Tuple[int, Any, Dict]]:
-        """Newest readable checkpoint as ``(step, state, meta)``, or None if there is none."""
-        for step in reversed(self.steps()):
-            try:
-                out = self._mngr.restore(
-                    step,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
-                    ),
-                )
-                return step, out["state"], dict(out["meta"])
-            except Exception as e:  # noqa: BLE001 - any unreadable checkpoint falls back
-                logging.warning("checkpoint %s/%d is unreadable (%s: %s); trying the previous one",
-                                self.directory, step, type(e).__name__, str(e).splitlines()[0][:200])
-        if self.steps():
-            raise CheckpointError(f"no readable checkpoint in {self.directory} (steps {self.steps()})")
-        return None
+        """Newest readable checkpoint as ``(step, state, meta)``, or None if there is none.
+
+        An unreadable checkpoint is moved aside to ``<directory>.corrupt/<step>-<time>`` (with a
+        warning naming both), so that training from the previous one can write that step again
+        and the run always finishes; nothing is deleted.
+        """
+        moved = False
+        try:
+            for step in reversed(self.steps()):
+                try:
+                    out = self._mngr.restore(
+                        step,
+                        args=ocp.args.Composite(
+                            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+                        ),
+                    )
+                    return step, out["state"], dict(out["meta"])
+                except Exception as e:  # noqa: BLE001 - any unreadable checkpoint falls back
+                    if jax.process_count() > 1:  # several processes share the folder: leave it in place
+                        logging.warning("checkpoint %s/%d is unreadable (%s); trying the previous one",
+                                        self.directory, step, type(e).__name__)
+                        continue
+                    aside = self._move_aside(step)
+                    moved = True
+                    logging.warning("checkpoint %s/%d is unreadable (%s: %s); moved it to %s and trying the "
+                                    "previous one", self.directory, step, type(e).__name__,
+                                    str(e).splitlines()[0][:200] if str(e) else "", aside)
+            return None
+        finally:
+            if moved:  # the manager caches the steps it found
+                self._mngr.close()
+                self._mngr = _manager(self.directory, self._max_to_keep)
+
+    def _move_aside(self, step: int) -> str:
+        src = os.path.join(self.directory, str(step))
+        dst = os.path.join(self.directory + ".corrupt", f"{step}-{time.strftime('%Y%m%dT%H%M%S')}")
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.replace(src, dst)
+        return dst
 
     def close(self):
         self._mngr.close()

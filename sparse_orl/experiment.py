@@ -117,12 +117,22 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
 
 
 def _run_with_narrow(config: ExperimentConfig, log: Callable[[str], None], stop_at: Optional[int]) -> Dict:
-    from sparse_orl.narrow import narrow_config
-    from sparse_orl.data import load_dataset_info
-
     main = jax.process_index() == 0
     workdir = config.workdir
     os.makedirs(workdir, exist_ok=True)
+    lock = claim_workdir(workdir) if main else None
+    try:
+        return _train_with_narrow(config, log, stop_at, main)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_with_narrow(config: ExperimentConfig, log, stop_at, main: bool) -> Dict:
+    from sparse_orl.data import load_dataset_info
+    from sparse_orl.narrow import narrow_config
+
+    workdir = config.workdir
     check_workdir(workdir, config, write=main)
     summary_path = os.path.join(workdir, "summary.json")
     if os.path.exists(summary_path) and read_json(summary_path, "summary").get("complete"):
@@ -171,14 +181,44 @@ def _run_program(config: ExperimentConfig, log: Callable[[str], None] = print,
     ``stop_at`` ends the process's work abruptly once that step is reached, without
     a final checkpoint, exactly as a kill would (tests use it to check resuming).
     """
-    from sparse_orl import evaluation  # gymnasium import kept off the library's import path
-
     multi = jax.process_count() > 1
     main = jax.process_index() == 0  # the process that writes files and logs
     if not main:
         log = lambda _m: None  # noqa: E731
     workdir = config.workdir
     os.makedirs(workdir, exist_ok=True)
+    lock = claim_workdir(workdir) if main else None
+    try:
+        return _train_program(config, log, stop_at, main, multi)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def claim_workdir(workdir: str):
+    """The workdir's trainer lock (``<workdir>/.train.lock``), or ``ValueError`` naming its holder.
+
+    One workdir, one trainer: a second ``launch.train`` on it stops at once. The lock is an
+    ``flock``, which the kernel drops when its holder dies, so a killed run never leaves it stale.
+    """
+    from sparse_orl.locks import workdir_lock
+
+    lock = workdir_lock(workdir, "train")
+    if not lock.acquire():
+        raise ValueError(f"--workdir={workdir} is in use by another trainer ({lock.holder()}); wait for it "
+                         "to finish, or use another --workdir")
+    return lock
+
+
+def _identity(config: ExperimentConfig) -> Dict:
+    """What a checkpoint must have been trained for to be resumed by ``config``."""
+    return comparable_config(config.to_dict())
+
+
+def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bool) -> Dict:
+    from sparse_orl import evaluation  # gymnasium import kept off the library's import path
+
+    workdir = config.workdir
     check_workdir(workdir, config, write=main)
     summary_path = os.path.join(workdir, "summary.json")
     if os.path.exists(summary_path):
@@ -225,6 +265,13 @@ def _run_program(config: ExperimentConfig, log: Callable[[str], None] = print,
     restored = ckpt.restore_latest(abstract_like(run_states))
     if restored is not None:
         start_step, run_states, meta = restored
+        if "experiment" in meta and meta["experiment"] != _identity(config):
+            ckpt.close()
+            old, new = meta["experiment"], _identity(config)
+            diff = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                             if old.get(k) != new.get(k))
+            raise ValueError(f"--workdir={workdir}: its checkpoints were trained for a different experiment "
+                             f"({diff}). Use a new --workdir, or re-run the original command to resume.")
         evals = meta["evals"]
         log(f"resumed from checkpoint at step {start_step}")
     metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -315,7 +362,7 @@ def _run_program(config: ExperimentConfig, log: Callable[[str], None] = print,
                              f"max {np.max(scores):.1f}")
             write_summary(False, nan_steps)
         if step % config.checkpoint_every == 0 or step == config.steps:
-            ckpt.save(step, run_states, {"step": step, "evals": evals})
+            ckpt.save(step, run_states, {"step": step, "evals": evals, "experiment": _identity(config)})
         elapsed = time.time() - t_start
         sps = steps_done / max(elapsed, 1e-9)
         eta = (config.steps - step) / max(sps, 1e-9)
