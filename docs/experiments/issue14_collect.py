@@ -21,7 +21,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-OUT = os.path.join(REPO, "docs", "results", "issue14")
+OUT = os.path.join(REPO, "docs", "results", "issue14")  # --out=FOLDER (first argument) to collect elsewhere
 
 
 def relabel_narrow(name, summary):
@@ -56,6 +56,9 @@ def speed_from_log(summary_path):
 
 
 def main(dirs):
+    global OUT
+    if dirs and dirs[0].startswith("--out="):
+        OUT = os.path.join(REPO, dirs.pop(0)[len("--out="):])
     sums = os.path.join(OUT, "summaries")
     os.makedirs(sums, exist_ok=True)
     work = []
@@ -72,7 +75,7 @@ def main(dirs):
                 found.append((name, os.path.join(d, name, "summary.json")))
     for name, path in found:
         s = relabel_narrow(name, json.load(open(path)))
-        s["config"] = dict(s["config"], workdir=f"runs/issue14/{name}")  # no machine paths in docs/
+        s["config"] = dict(s["config"], workdir=f"runs/{os.path.basename(OUT)}/{name}")  # no machine paths in docs/
         sps = speed_from_log(path)
         if sps is not None:
             s["runs"] = [dict(r, train_steps_per_s=r.get("train_steps_per_s") or sps) for r in s["runs"]]
