@@ -16,12 +16,10 @@ Prints one table per run and saves a PNG (``--out``, default
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags, logging
 
 from launch import common

@@ -60,7 +60,6 @@ def algo_ident(summary: Dict) -> Dict[str, str]:
 def rows_from_summary(summary: Dict, program: str = "") -> Tuple[List[Dict], List[Dict]]:
     """Tidy rows (one per run and evaluation) of one summary, and the diverged runs."""
     cfg = summary.get("config", {})
-    agent = cfg.get("agent", {})
     rows, diverged = [], []
     for run in summary.get("runs", []):
         ident = {**algo_ident(summary),

@@ -15,7 +15,7 @@ Placing runs on devices and hosts: :mod:`sparse_orl.sharding`. The algorithm is 
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional
 
 import jax
 import jax.numpy as jnp

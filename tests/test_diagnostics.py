@@ -5,7 +5,7 @@ import numpy as np
 
 from sparse_orl import diagnostics, pruning
 from sparse_orl.algos import vae_diagnostics
-from sparse_orl.algos import BCConfig, BCQConfig, make_algorithm, make_config
+from sparse_orl.algos import BCConfig, make_algorithm
 from sparse_orl.data.transitions import Transitions
 
 

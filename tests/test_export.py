@@ -1,5 +1,4 @@
 """Compact export: bit-exact round trips, sizes vs dense / torch COO, corrupt files, deploy."""
-import dataclasses
 import os
 import subprocess
 import sys
@@ -191,7 +190,7 @@ def test_corrupt_and_truncated_files_raise_naming_the_file(tmp_path):
 # ---- deployment: the standalone policy vs the flax modules ------------------------------------
 def _agent_file(tmp_path, algo, sparsity=0.5, normalize=True, obs_dim=5, act_dim=3):
     """A small agent, masked params of its shapes (numpy, no flax init), and its compact file."""
-    from sparse_orl.algos import BCConfig, BCQConfig, make_algorithm, make_config
+    from sparse_orl.algos import BCConfig, BCQConfig, make_algorithm
 
     if algo == "bc":
         cfg = BCConfig(vae_only=True, vae_hidden=(16, 16), normalize_obs=normalize)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import TINY_ID
 from sparse_orl.checkpoint import load_final
-from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.algos import make_config
 from sparse_orl.config import PruneConfig
 from sparse_orl.experiment import ExperimentConfig, run_experiment
 from sparse_orl.io_utils import read_jsonl

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sparse_orl import diagnostics, pruning
-from sparse_orl.algos import BCConfig, BCQConfig, make_algorithm, make_config
+from sparse_orl.algos import BCConfig, make_algorithm
 from sparse_orl.initialize import init_state
 from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions

@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY_ID
 from sparse_orl import reporting
 from sparse_orl import sweep as sw
-from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.algos import BCConfig
 from sparse_orl.config import PruneConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

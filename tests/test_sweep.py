@@ -11,7 +11,7 @@ import pytest
 
 from conftest import TINY_ID
 from sparse_orl import sweep as sw
-from sparse_orl.algos import BCConfig, BCQConfig, make_config
+from sparse_orl.algos import BCConfig, BCQConfig
 from sparse_orl.config import PruneConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

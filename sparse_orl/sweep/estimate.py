@@ -23,7 +23,6 @@ def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds
         device memory ~ dataset + R * (run state + XLA temporaries of one run)
     """
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from sparse_orl.algos import make_algorithm
