@@ -80,6 +80,22 @@ def _check_sizes(name: str, sizes, allow_empty: bool = False) -> None:
         raise ValueError(f"{name} must be positive integers, got {list(sizes)}")
 
 
+def _check_finite(cfg, names) -> None:
+    """Each named field a finite number (flags such as --lr=nan are refused before any work)."""
+    for name in names:
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
+            raise ValueError(f"--{name} must be a finite number, got {v!r}")
+
+
+def twin_critic_masks(masks: Params) -> Params:
+    """Scored masks with the critic's (Q1's) mask copied to both heads of a twin critic."""
+    full = dict(masks)
+    if "critic" in full:
+        full["critic"] = {"q1": full["critic"], "q2": full["critic"]}
+    return full
+
+
 @dataclasses.dataclass(frozen=True)
 class AlgoConfig:
     """Fields every algorithm's config has. Subclasses add their own, with :func:`field`."""

@@ -22,7 +22,8 @@ import optax
 
 from sparse_orl import pruning
 from sparse_orl.algos import losses
-from sparse_orl.algos.base import AlgoConfig, Algorithm, TrainState, _check_sizes, field
+from sparse_orl.algos.base import (AlgoConfig, Algorithm, TrainState, _check_finite, _check_sizes, field,
+                                   twin_critic_masks)
 from sparse_orl.data.transitions import Transitions
 from sparse_orl.networks import VAE, Actor, Critic
 
@@ -61,10 +62,7 @@ class BCQConfig(AlgoConfig):
         for name in ("num_target_samples", "num_act_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr", "tau", "discount", "kl_weight", "train_latent_clip", "phi", "lmbda"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v == v and abs(v) != float("inf")):
-                raise ValueError(f"--{name} must be a finite number, got {v!r}")
+        _check_finite(self, ("lr", "tau", "discount", "kl_weight", "train_latent_clip", "phi", "lmbda"))
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
 
@@ -199,10 +197,7 @@ class BCQ(Algorithm):
 
     def expand_masks(self, params, net_masks):
         """Q2 takes Q1's mask; networks that were not scored get all-ones masks."""
-        full = dict(net_masks)
-        if "critic" in full:
-            full["critic"] = {"q1": full["critic"], "q2": full["critic"]}
-        return super().expand_masks(params, full)
+        return super().expand_masks(params, twin_critic_masks(net_masks))
 
     def network_paths(self, name: str, net_params) -> Tuple[Any, ...]:
         """Kernel paths input -> output of network ``name`` (SynFlow, dead-unit diagnostics).

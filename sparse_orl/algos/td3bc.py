@@ -25,7 +25,8 @@ import optax
 from flax import struct
 
 from sparse_orl.algos import losses
-from sparse_orl.algos.base import AlgoConfig, Algorithm, TrainState, _check_sizes, field
+from sparse_orl.algos.base import (AlgoConfig, Algorithm, TrainState, _check_finite, _check_sizes, field,
+                                   twin_critic_masks)
 from sparse_orl.data.transitions import Transitions
 from sparse_orl.networks import MLP, Critic
 
@@ -52,10 +53,7 @@ class TD3BCConfig(AlgoConfig):
         super().__post_init__()
         _check_sizes("--actor_hidden", self.actor_hidden)
         _check_sizes("--critic_hidden", self.critic_hidden)
-        for name in ("lr", "discount", "tau", "alpha", "policy_noise", "noise_clip"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v == v and abs(v) != float("inf")):
-                raise ValueError(f"--{name} must be a finite number, got {v!r}")
+        _check_finite(self, ("lr", "discount", "tau", "alpha", "policy_noise", "noise_clip"))
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.policy_freq < 1:
@@ -158,10 +156,7 @@ class TD3BC(Algorithm):
         return {"actor": tree["actor"], "critic": tree["critic"]["q1"]}
 
     def expand_masks(self, params, net_masks):
-        full = dict(net_masks)
-        if "critic" in full:
-            full["critic"] = {"q1": full["critic"], "q2": full["critic"]}
-        return super().expand_masks(params, full)
+        return super().expand_masks(params, twin_critic_masks(net_masks))
 
     # ---- training -------------------------------------------------------------------------
     def train_step(self, state: TrainState, batch: Transitions, key: jax.Array):
