@@ -15,10 +15,11 @@ setup(
         "numpy>=1.26",
         "gymnasium[mujoco]>=1.0",
         "mujoco>=3.1",
-        "minari[hdf5]>=0.5.1",
+        "minari[hdf5,hf]>=0.5.1",  # hf: downloads a dataset id that is not on disk
         "absl-py>=2.0",
         "orbax-checkpoint>=0.6",
         "matplotlib>=3.8",
+        "tensorboardX>=2.6",  # TensorBoard event files without TensorFlow
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "wandb>=0.17"], "wandb": ["wandb>=0.17"]},
 )

@@ -28,14 +28,16 @@ FLAGS = flags.FLAGS
 common.define_agent_flags()
 common.define_prune_flags()
 flags.adopt_module_key_flags(common)  # --help lists the shared sparse_orl flags too
-flags.DEFINE_string("workdir", None, "A launch.train workdir with final/params.npz.")
+flags.DEFINE_string("workdir", None, "A launch.train workdir with final/params.npz (with --at_init: where the "
+                    "PNG goes).")
 flags.DEFINE_integer("run", None, "Run index in the workdir (default: every run).")
 flags.DEFINE_bool("at_init", False, "Build masks at init for --pruner/--sparsity/--seed instead of loading runs.")
 flags.DEFINE_string("dataset", None, "--at_init: Minari id or D4RL .hdf5 path.")
 flags.DEFINE_float("sparsity", 0.95, "--at_init: sparsity level.")
 flags.DEFINE_integer("seed", 0, "--at_init: seed (same init as launch.train's run with this seed).")
 flags.DEFINE_integer("num_samples", 10000, "Dataset samples for the decoder MSE metrics.")
-flags.DEFINE_string("out", None, "PNG path.")
+flags.DEFINE_string("out", None, "PNG path (default: <workdir>/diagnostics.png, or diagnostics_init.png "
+                    "with --at_init).")
 
 
 def at_init():
@@ -46,6 +48,8 @@ def at_init():
 
     if not FLAGS.dataset:
         raise ValueError("--at_init needs --dataset")
+    if not FLAGS.out and not FLAGS.workdir:
+        raise ValueError("--at_init needs --out=PATH.png or --workdir=DIR for its PNG")
     transitions, info = load_dataset(FLAGS.dataset)
     common.check_agent_flags(FLAGS, [FLAGS.algo])
     cfg = common.agent_config_from_flags(FLAGS)
@@ -63,7 +67,8 @@ def at_init():
         label = f"{prune.label} {sp:g}"
         print(diagnostics.format_diagnostics(f"{label} (at init, seed {FLAGS.seed})", d), flush=True)
         results.append((label, d))
-    out = FLAGS.out or "diagnostics_init.png"
+    out = FLAGS.out or os.path.join(FLAGS.workdir, "diagnostics_init.png")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     diagnostics.plot_diagnostics(results, out, f"{FLAGS.dataset}: at init, seed {FLAGS.seed}")
     print(f"saved {out}")
 

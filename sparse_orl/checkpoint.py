@@ -111,7 +111,8 @@ def save_final(workdir: str, runs: List[Dict], params, masks, obs_mean, obs_std,
     for i in range(len(runs)):
         take = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x)[i], t)
         arrays.update(flatten(take(params), f"run{i}/params"))
-        arrays.update(flatten(take(masks), f"run{i}/masks"))
+        # masks are 0/1: stored as booleans (a quarter of float32's bytes); loaded back as float32
+        arrays.update({k: v != 0 for k, v in flatten(take(masks), f"run{i}/masks").items()})
         arrays[f"run{i}/obs_mean"] = np.asarray(obs_mean)[i]
         arrays[f"run{i}/obs_std"] = np.asarray(obs_std)[i]
     atomic_write_npz(os.path.join(final, "params.npz"), arrays)
@@ -140,6 +141,7 @@ def load_final(workdir: str) -> Tuple[Dict, List[Dict]]:
     runs = []
     for i, r in enumerate(meta["runs"]):
         node = tree[f"run{i}"]
-        runs.append(dict(r, params=node["params"], masks=node["masks"],
+        masks = jax.tree_util.tree_map(lambda m: np.asarray(m, np.float32), node["masks"])
+        runs.append(dict(r, params=node["params"], masks=masks,
                          obs_mean=node["obs_mean"], obs_std=node["obs_std"]))
     return meta["agent_config"], runs

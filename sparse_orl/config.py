@@ -134,11 +134,14 @@ class PruneConfig:
     def label(self) -> str:
         """Name of this pruning method in results (unique within an experiment).
 
+        "dense" for the dense network (``none``; a run at sparsity 0 is labelled dense too).
         The pruner plus every non-default remedy, e.g. "snip", "snip+erk",
         "snip+floor0.01", "snip+iter5", "synflow", "synflow+it20",
         "snip+acting", "snip+warmup500" (masks from 500 dense steps, rewound to
         init: NOT pruning at init), "snip+warmup500-norewind".
         """
+        if self.is_dense:
+            return "dense"
         parts = [self.pruner]
         if self.allocation != "global":
             parts.append(self.allocation)

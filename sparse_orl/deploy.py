@@ -472,7 +472,13 @@ class Policy:
             if sparse:
                 return _SparseMLP(ks, ms, bs)
             layers = [_DenseLayer(k, b, xp) for k, b in zip(ks, bs)]
-            return lambda x: self._dense_mlp(layers, x)
+            f = lambda x: self._dense_mlp(layers, x)  # noqa: E731
+            f.summary = lambda: [{"in": int(np.shape(k)[0]), "out": int(np.shape(k)[1]),
+                                  "nnz": int(np.count_nonzero(m)), "nnz_before": int(np.count_nonzero(m)),
+                                  "units_before": int(np.shape(k)[1]),
+                                  "density": float(np.count_nonzero(m)) / max(1, int(np.size(m))),
+                                  "kernel": "dense"} for k, m in zip(ks, ms)]
+            return f
 
         self._nets = {}
         for op in self.program["ops"]:
@@ -505,9 +511,7 @@ class Policy:
         return dict(self._nets)
 
     def kernel_summary(self) -> Dict[str, List[Dict[str, Any]]]:
-        """Per network and layer: shapes, kept weights and (sparse=True) the kernels chosen."""
-        if not self.sparse:
-            raise ValueError("kernel_summary() describes the sparse path: load with sparse=True")
+        """Per network and layer: shapes, kept weights and the kernel used ("dense" with sparse=False)."""
         return {name: net.summary() for name, net in self._mlps().items()}
 
     # ---- the networks (deterministic) ----------------------------------------------------

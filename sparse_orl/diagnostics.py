@@ -177,14 +177,16 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
     nrows = len(nets) + (1 if bar_titles else 0)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 4.2 * nrows), squeeze=False)
     wbar = 0.8 / len(results)
-    colors = plt.get_cmap("tab10").colors
+    from sparse_orl.plots import PALETTE
+
+    colors = PALETTE
     for row, net in enumerate(nets):
         layers = list(results[0][1]["networks"][net]["density"])
         x = np.arange(len(layers))
         ax = axes[row][0]
         for i, (lab, d) in enumerate(results):
             dens = [d["networks"][net]["density"][l]["density"] for l in layers]
-            ax.bar(x + i * wbar, np.maximum(dens, 1e-4), wbar, label=lab, color=colors[i % 10])
+            ax.bar(x + i * wbar, np.maximum(dens, 1e-4), wbar, label=lab, color=colors[i % len(colors)])
         ax.set_yscale("log")
         ax.set_xticks(x + 0.4 - wbar / 2, layers)
         ax.set_ylabel("kept / total (log)")
@@ -196,7 +198,7 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
         for i, (lab, d) in enumerate(results):
             u = d["networks"][net]["units"]["layers"]
             ax.bar(xh + i * wbar, [u[l]["effective_width"] / u[l]["units"] for l in hid], wbar, label=lab,
-                   color=colors[i % 10])
+                   color=colors[i % len(colors)])
         ax.set_xticks(xh + 0.4 - wbar / 2, hid)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("units on an input-output path / units")
@@ -206,7 +208,7 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
             for i, (lab, d) in enumerate(results):
                 g = d["grad_norms"].get(net, {})
                 ax.bar(x + i * wbar, [max(g.get(l, 0.0), 1e-12) for l in layers], wbar, label=lab,
-                       color=colors[i % 10])
+                       color=colors[i % len(colors)])
             ax.set_yscale("log")
             ax.set_xticks(x + 0.4 - wbar / 2, layers)
             ax.set_ylabel("‖∂L/∂W ⊙ m‖₂ (log)")

@@ -48,6 +48,34 @@ import numpy as np
 
 from sparse_orl.data.transitions import box_dim
 
+# MuJoCo >= 3.3 warns on every model compile that gymnasium's XML attribute 'settotalmass' is
+# deprecated (61 times per evaluation of 6 runs x 10 episodes), and its default handler also
+# writes each warning to MUJOCO_LOG.TXT in the current directory. This handler drops that one
+# message and passes every other MuJoCo warning on as a Python RuntimeWarning (shown once per
+# message by Python's default filter), so real problems stay visible. It is installed only if
+# no handler was set before (the caller's own choice wins).
+_KNOWN_NOISE = ("compiler attribute 'settotalmass' is deprecated",)
+
+
+def _mujoco_warning(message: str) -> None:
+    if not any(m in message for m in _KNOWN_NOISE):
+        import warnings
+
+        warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+
+def quiet_mujoco() -> None:
+    """Install :func:`_mujoco_warning` as MuJoCo's warning handler, unless one is already set."""
+    try:
+        import mujoco
+    except ImportError:
+        return
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_mujoco_warning)
+
+
+quiet_mujoco()
+
 __all__ = ["make_env", "env_spaces", "episode_seeds", "evaluate_policies", "evaluate_runs", "evaluate_workdir"]
 
 

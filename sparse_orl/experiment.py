@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -37,8 +36,7 @@ from sparse_orl.algos import AlgoConfig, BCQConfig, make_algorithm
 from sparse_orl.checkpoint import Checkpointer, abstract_like, save_final
 from sparse_orl.config import PruneConfig
 from sparse_orl.data import check_env_spaces, load_dataset, normalized_score, obs_stats, to_device
-from sparse_orl.io_utils import append_jsonl, atomic_write_json, read_json, read_jsonl, write_jsonl
-from sparse_orl.text import fmt_time
+from sparse_orl.io_utils import atomic_write_json, read_json
 from sparse_orl.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding, to_global, to_host
 from sparse_orl.training import init_runs, make_act_fn, make_train_chunk, take_runs
 from sparse_orl.workdir import check_workdir, comparable_config, provenance, score_reference  # noqa: F401
@@ -86,12 +84,24 @@ class ExperimentConfig:
 
     @property
     def runs(self) -> List[Tuple[int, int, float]]:
-        """(method index, seed, sparsity) of every run. Dense ("none") runs at sparsity 0 only."""
+        """(method index, seed, sparsity) of every run.
+
+        A run at sparsity 0 is the dense network whatever its method: one per seed, from the
+        dense method if one is listed, else from the first method given level 0.
+        """
+        levels = [(0.0,) if p.is_dense else tuple(float(x) for x in self.sparsities) for p in self.prunes]
+        owners = [i for i, p in enumerate(self.prunes) if p.is_dense] + [
+            i for i, p in enumerate(self.prunes) if not p.is_dense and 0.0 in levels[i]]
+        dense_owner = owners[0] if owners else None
         out = []
-        for i, prune in enumerate(self.prunes):
-            levels = (0.0,) if prune.is_dense else self.sparsities  # the one place: dense = sparsity 0
-            out += [(i, int(seed), float(sp)) for seed in self.seeds for sp in levels]
+        for i in range(len(self.prunes)):
+            out += [(i, int(seed), sp) for seed in self.seeds for sp in levels[i]
+                    if sp != 0.0 or i == dense_owner]
         return out
+
+    def run_label(self, method: int, sparsity: float) -> str:
+        """A run's name in every output: "dense" at sparsity 0, else its method's label."""
+        return "dense" if float(sparsity) == 0.0 else self.prunes[method].label
 
     def to_dict(self) -> Dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -100,8 +110,20 @@ class ExperimentConfig:
         return json.loads(json.dumps(d))
 
 
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    """How a job reports, apart from what it trains (not part of the experiment's identity)."""
+
+    log_every_s: float = 30.0  # a progress line at least this often
+    chunk_s: float = 5.0  # seconds of training per compiled call: how soon a signal is acted on
+    report: bool = True  # write <workdir>/report/ at the end
+    tensorboard: bool = True
+    wandb_project: Optional[str] = None
+    wandb_mode: str = "online"
+
+
 def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
-                   stop_at: Optional[int] = None) -> Dict:
+                   stop_at: Optional[int] = None, logs: LogConfig = LogConfig()) -> Dict:
     """Train, evaluate, checkpoint and summarize every run of ``config``; returns the summary.
 
     One compiled program holds every run, unless ``config.prunes`` has the narrow dense
@@ -110,35 +132,60 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
     others in ``<workdir>/programs/<name>/`` (each resumable, each a full workdir of its own),
     and ``<workdir>/summary.json`` merges them. See :func:`_run_program` for one program.
     """
+    from sparse_orl.interrupts import StopSignals
+
     config.validate()
-    if not any(p.is_narrow for p in config.prunes):
-        return _run_program(config, log, stop_at)
-    return _run_with_narrow(config, log, stop_at)
+    t0 = time.time()
+    with StopSignals() as stop:
+        if not any(p.is_narrow for p in config.prunes):
+            summary = _run_program(config, log, stop_at, logs, stop)
+        else:
+            summary = _run_with_narrow(config, log, stop_at, logs, stop)
+    if summary.get("complete") and jax.process_index() == 0:
+        _finish(config, summary, log, logs, time.time() - t0)
+    return summary
 
 
-def _run_with_narrow(config: ExperimentConfig, log: Callable[[str], None], stop_at: Optional[int]) -> Dict:
+def _finish(config: ExperimentConfig, summary: Dict, log, logs: LogConfig, wall_s: float) -> None:
+    """The final table, and the report in ``<workdir>/report/``."""
+    from sparse_orl.progress import final_table
+
+    log("\n" + final_table(summary, wall_s))
+    if logs.report:
+        from sparse_orl import reporting
+
+        try:
+            reporting.make_report(config.workdir, os.path.join(config.workdir, "report"), log=log)
+        except Exception as e:  # noqa: BLE001  (a report failure must not fail a finished run)
+            log(f"warning: report not written ({type(e).__name__}: {e}); run python -m launch.report "
+                f"--workdir={config.workdir}")
+
+
+def _run_with_narrow(config: ExperimentConfig, log: Callable[[str], None], stop_at: Optional[int],
+                     logs: LogConfig, stop) -> Dict:
     main = jax.process_index() == 0
     workdir = config.workdir
     os.makedirs(workdir, exist_ok=True)
     lock = claim_workdir(workdir) if main else None
     try:
-        return _train_with_narrow(config, log, stop_at, main)
+        return _train_with_narrow(config, log, stop_at, main, logs, stop)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train_with_narrow(config: ExperimentConfig, log, stop_at, main: bool) -> Dict:
+def _train_with_narrow(config: ExperimentConfig, log, stop_at, main: bool, logs: LogConfig, stop) -> Dict:
     from sparse_orl.data import load_dataset_info
     from sparse_orl.narrow import narrow_config
 
     workdir = config.workdir
-    check_workdir(workdir, config, write=main)
+    check_workdir(workdir, config, write=False)  # refuse another experiment before any work
     summary_path = os.path.join(workdir, "summary.json")
     if os.path.exists(summary_path) and read_json(summary_path, "summary").get("complete"):
         log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
         return read_json(summary_path, "summary")
     info = load_dataset_info(config.dataset, env_id=config.env)
+    check_workdir(workdir, config, write=main)  # the dataset loads: the workdir is claimed
     programs: List[Tuple[str, ExperimentConfig, Optional[Tuple[float, Dict]]]] = []
     others = tuple(p for p in config.prunes if not p.is_narrow)
     if others:
@@ -155,7 +202,7 @@ def _train_with_narrow(config: ExperimentConfig, log, stop_at, main: bool) -> Di
             widths = {k: v["widths"] for k, v in narrow[1]["networks"].items()}
             log(f"[{name}] dense network of widths {widths}: {narrow[1]['kept']:,} kernel weights of the scored "
                 f"networks (the {narrow[0]:g}-sparse ones keep {narrow[1]['target']:,})")
-        out = _run_program(cfg, lambda m, _n=name: log(f"[{_n}] {m}"), stop_at)
+        out = _run_program(cfg, lambda m, _n=name: log(f"[{_n}] {m}"), stop_at, logs, stop)
         if not out.get("complete"):
             return out
         first = first or out
@@ -172,7 +219,7 @@ def _train_with_narrow(config: ExperimentConfig, log, stop_at, main: bool) -> Di
 
 
 def _run_program(config: ExperimentConfig, log: Callable[[str], None] = print,
-                 stop_at: Optional[int] = None) -> Dict:
+                 stop_at: Optional[int] = None, logs: LogConfig = LogConfig(), stop=None) -> Dict:
     """Train, evaluate, checkpoint and summarize the runs of ``config`` in one compiled program.
 
     With several processes every process calls this with the same config and gets the
@@ -189,7 +236,7 @@ def _run_program(config: ExperimentConfig, log: Callable[[str], None] = print,
     os.makedirs(workdir, exist_ok=True)
     lock = claim_workdir(workdir) if main else None
     try:
-        return _train_program(config, log, stop_at, main, multi)
+        return _train_program(config, log, stop_at, main, multi, logs, stop)
     finally:
         if lock is not None:
             lock.release()
@@ -215,11 +262,15 @@ def _identity(config: ExperimentConfig) -> Dict:
     return comparable_config(config.to_dict())
 
 
-def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bool) -> Dict:
+def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bool, logs: LogConfig,
+                   stop) -> Dict:
     from sparse_orl import evaluation  # gymnasium import kept off the library's import path
+    from sparse_orl.interrupts import Interrupted
+    from sparse_orl.logs import MetricsLog
+    from sparse_orl.progress import ChunkSizer, group_of, progress_line, score_text
 
     workdir = config.workdir
-    check_workdir(workdir, config, write=main)
+    check_workdir(workdir, config, write=False)  # refuse another experiment before any work
     summary_path = os.path.join(workdir, "summary.json")
     if os.path.exists(summary_path):
         done = read_json(summary_path, "summary")
@@ -238,6 +289,7 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
         finally:
             env.close()
     agent = make_algorithm(config.agent.for_run(config.steps), info.obs_dim, info.act_dim, info.max_action)
+    check_workdir(workdir, config, write=main)  # flags and dataset are good: the workdir is claimed
     transitions = agent.preprocess(transitions, info)
     obs_mean, obs_std = obs_stats(transitions, config.agent.normalize_obs)
     mesh = runs_mesh()
@@ -245,20 +297,25 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
     num_runs = len(runs)
     r_pad = padded_num_runs(num_runs, mesh)
     data = to_global(to_device(transitions), replicated(mesh))
-    labels = [config.prunes[m].label for m, _, _ in runs]
+    labels = [config.run_label(m, sp) for m, _, sp in runs]
+    groups_of_runs = [group_of(labels[i], runs[i][2]) for i in range(num_runs)]
 
     t0 = time.time()
-    groups = []
-    for m, prune in enumerate(config.prunes):
-        members = [(s, p) for mm, s, p in runs if mm == m]
-        groups.append(init_runs(agent, prune, data, [s for s, _ in members], [p for _, p in members],
-                                obs_mean, obs_std))
+    segments = []  # contiguous runs sharing one init program: a method, or the dense network
+    for i, (m, seed, sp) in enumerate(runs):
+        prune = PruneConfig("none") if sp == 0.0 else config.prunes[m]
+        if segments and segments[-1][0] == prune:
+            segments[-1][1].append(i)
+        else:
+            segments.append((prune, [i]))
+    states = [init_runs(agent, prune, data, [runs[i][1] for i in idx], [runs[i][2] for i in idx],
+                        obs_mean, obs_std) for prune, idx in segments]
     # pad with copies of the last run so the runs axis splits evenly over the devices
-    groups.append(jax.tree_util.tree_map(lambda x: jnp.repeat(x[-1:], r_pad - num_runs, 0), groups[-1]))
-    run_states = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, 0), *groups)
+    states.append(jax.tree_util.tree_map(lambda x: jnp.repeat(x[-1:], r_pad - num_runs, 0), states[-1]))
+    run_states = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, 0), *states)
     run_states = to_global(run_states, runs_sharding(mesh))
     jax.block_until_ready(run_states)
-    log(f"initialized {num_runs} runs ({', '.join(sorted(set(labels)))}) in {time.time() - t0:.1f}s")
+    log(f"initialized {num_runs} runs ({', '.join(dict.fromkeys(labels))}) in {time.time() - t0:.1f}s")
 
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     start_step, evals = 0, [[] for _ in range(num_runs)]
@@ -274,10 +331,12 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
                              f"({diff}). Use a new --workdir, or re-run the original command to resume.")
         evals = meta["evals"]
         log(f"resumed from checkpoint at step {start_step}")
-    metrics_path = os.path.join(workdir, "metrics.jsonl")
-    if main:
-        # rows written after the last checkpoint would be written again: keep only those before it
-        write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start_step])
+        if stop is not None:
+            stop.last_checkpoint = start_step
+    metric_names = list(agent.metric_names)
+    mlog = MetricsLog(workdir, metric_names + ["return", "normalized_score", "nan_step"], start_step,
+                      tensorboard=logs.tensorboard, wandb_project=logs.wandb_project, wandb_mode=logs.wandb_mode,
+                      config=config.to_dict(), write=main, log=log)
 
     host_masks = to_host(run_states.agent.masks)
     mask_reports = [pruning.masks_report(take_runs(host_masks, i), warn=restored is None and main,
@@ -307,71 +366,118 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
             atomic_write_json(summary_path, summary)
         return summary
 
-    chunk_len = math.gcd(math.gcd(config.eval_every, config.checkpoint_every), config.steps)
-    train_chunk = make_train_chunk(agent, config.batch_size, chunk_len, mesh)
+    train_chunk = make_train_chunk(agent, config.batch_size, None, mesh)
     act_fn = make_act_fn(agent)
     eval_key = jax.random.PRNGKey(10_007)
+    sizer = ChunkSizer(target_s=min(logs.chunk_s, logs.log_every_s))
+
+    def next_multiple(step, every):
+        return (step // every + 1) * every
 
     step = start_step
     nan_steps = np.asarray(to_host(run_states.nan_step))
-    t_start, steps_done = time.time(), 0
-    train_time = [0.0, 0]  # seconds and steps of the chunks after the first (which compiles)
-    while step < config.steps:
-        t_chunk = time.time()
-        run_states, metrics = train_chunk(run_states, data)
-        metrics = to_host(metrics)
-        step += chunk_len
-        dt = time.time() - t_chunk
-        if steps_done:
-            train_time[0] += dt
-            train_time[1] += chunk_len
-        steps_done += chunk_len
-        nan_steps = np.asarray(metrics["nan_step"])
-        rows = []
-        for i, (_, seed, sp) in enumerate(runs):
-            row = {"step": step, "pruner": labels[i], "seed": seed, "sparsity": sp}
-            row.update({k: float(v[i]) for k, v in metrics.items() if k != "nan_step"})
-            if nan_steps[i] >= 0:
-                row["nan_step"] = int(nan_steps[i])
-            rows.append(row)
-        if main:
-            append_jsonl(metrics_path, rows)
-        newly = [i for i in range(num_runs) if nan_steps[i] >= 0]
-        if newly:
-            log("DIVERGED (loss not finite; run frozen, excluded from results): "
-                + ", ".join(f"{labels[i]} seed {runs[i][1]} sparsity {runs[i][2]} at step {int(nan_steps[i])}"
-                            for i in newly))
+    reported = {i for i in range(num_runs) if nan_steps[i] >= 0}
+    train_time = [0.0, 0]  # seconds and steps of training, the compiling chunk left out
+    sums = np.zeros((len(metric_names), num_runs))
+    since_row = 0
+    t_line, line_steps, line_time = time.time(), 0, 0.0
+    t_after_compile = time.time()
+    compiled = False
+    try:
+        while step < config.steps:
+            ends = [config.steps, next_multiple(step, config.checkpoint_every), next_multiple(step, config.eval_every)]
+            if stop_at is not None and stop_at > step:
+                ends.append(stop_at)
+            n = sizer.next(min(ends) - step)
+            t_chunk = time.time()
+            run_states, metrics = train_chunk(run_states, data, jnp.int32(n))
+            metrics = to_host(metrics)
+            dt = time.time() - t_chunk
+            step += n
+            sizer.observe(n, dt, compiled=not compiled)
+            if compiled:
+                train_time[0] += dt
+                train_time[1] += n
+                line_steps += n
+                line_time += dt
+            nan_steps = np.asarray(metrics["nan_step"])
+            sums += n * np.stack([np.asarray(metrics[k][:num_runs], np.float64) for k in metric_names])
+            since_row += n
 
-        score_txt = ""
-        if config.eval_episodes and (step % config.eval_every == 0 or step == config.steps):
-            returns = evaluation.evaluate_runs(
-                act_fn, run_states.agent.params, run_states.agent.obs_mean, run_states.agent.obs_std, env_id,
-                num_runs, r_pad, config.eval_episodes, [r[1] for r in runs], step // config.eval_every,
-                jax.random.split(jax.random.fold_in(eval_key, step), 1)[0], config.eval_max_episode_steps)
-            scores = []
-            for i in range(num_runs):
-                rets = [float(x) for x in returns[i]]
-                mean_ret = float(np.mean(rets))
-                norm = (float(normalized_score(mean_ret, score_ref["min"], score_ref["max"]))
-                        if score_ref["min"] is not None else None)
-                evals[i].append({"step": step, "returns": rets, "return": mean_ret, "normalized_score": norm})
-                if nan_steps[i] < 0:
-                    scores.append(norm if norm is not None else mean_ret)
-            if scores:
-                score_txt = (f" | score mean {np.mean(scores):.1f} min {np.min(scores):.1f} "
-                             f"max {np.max(scores):.1f}")
-            write_summary(False, nan_steps)
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            ckpt.save(step, run_states, {"step": step, "evals": evals, "experiment": _identity(config)})
-        elapsed = time.time() - t_start
-        sps = steps_done / max(elapsed, 1e-9)
-        eta = (config.steps - step) / max(sps, 1e-9)
-        loss_txt = " ".join(f"{k} {np.mean(v[:num_runs]):.4g}" for k, v in metrics.items() if k != "nan_step")
-        log(f"step {step}/{config.steps} | {chunk_len / dt:.0f} steps/s per run, "
-            f"{num_runs * chunk_len / dt:.0f} total | ETA {fmt_time(eta, clock=True)} | {loss_txt}{score_txt}")
-        if stop_at is not None and step >= stop_at and step < config.steps:
-            ckpt.close()
-            return {"complete": False, "step": step}
+            newly = [i for i in range(num_runs) if nan_steps[i] >= 0 and i not in reported]
+            if newly:
+                reported.update(newly)
+                log("DIVERGED (loss not finite; run frozen, excluded from results): "
+                    + ", ".join(f"{labels[i]} seed {runs[i][1]} sparsity {runs[i][2]} at step {int(nan_steps[i])}"
+                                for i in newly))
+
+            at_row = step % config.eval_every == 0 or step == config.steps  # metric rows at least here
+            at_eval = bool(config.eval_episodes) and at_row
+            at_ckpt = step % config.checkpoint_every == 0 or step == config.steps
+            interrupted = stop is not None and stop.requested and step < config.steps  # at the end: finish
+            eval_rows: Dict[int, Dict] = {}
+            score_txt = ""
+            if at_eval:
+                returns = evaluation.evaluate_runs(
+                    act_fn, run_states.agent.params, run_states.agent.obs_mean, run_states.agent.obs_std, env_id,
+                    num_runs, r_pad, config.eval_episodes, [r[1] for r in runs], step // config.eval_every,
+                    jax.random.split(jax.random.fold_in(eval_key, step), 1)[0], config.eval_max_episode_steps)
+                scores = []
+                for i in range(num_runs):
+                    rets = [float(x) for x in returns[i]]
+                    mean_ret = float(np.mean(rets))
+                    norm = (float(normalized_score(mean_ret, score_ref["min"], score_ref["max"]))
+                            if score_ref["min"] is not None else None)
+                    evals[i].append({"step": step, "returns": rets, "return": mean_ret, "normalized_score": norm})
+                    eval_rows[i] = {"return": mean_ret, "normalized_score": norm}
+                    ok = nan_steps[i] < 0
+                    scores.append((norm if norm is not None else mean_ret) if ok else None)
+                score_txt = score_text(groups_of_runs, scores)
+                write_summary(False, nan_steps)
+            now = time.time()
+            line_due = (not compiled or at_eval or interrupted or step >= config.steps
+                        or now - t_line >= logs.log_every_s)
+            if line_due or at_ckpt or at_row:
+                rows = []
+                for i, (_, seed, sp) in enumerate(runs):
+                    row = {"step": step, "pruner": labels[i], "sparsity": sp, "seed": seed}
+                    row.update({k: float(sums[j, i] / since_row) for j, k in enumerate(metric_names)})
+                    row.update(eval_rows.get(i, {}))
+                    if nan_steps[i] >= 0:
+                        row["nan_step"] = int(nan_steps[i])
+                    rows.append(row)
+                mlog.write(rows)
+                losses = {k: float(np.nanmean(sums[j] / since_row)) if np.isfinite(sums[j]).any() else float("nan")
+                          for j, k in enumerate(metric_names)}
+                sums[:] = 0.0
+                since_row = 0
+            if at_ckpt or interrupted:
+                ckpt.save(step, run_states, {"step": step, "evals": evals, "experiment": _identity(config)})
+                if stop is not None:
+                    stop.last_checkpoint = step
+            if line_due:
+                if not compiled:
+                    log(f"compiled; first {n} steps of {num_runs} runs in {dt:.1f}s")
+                    t_after_compile = time.time()
+                else:
+                    run_sps = line_steps / max(line_time, 1e-9)
+                    elapsed = time.time() - t_after_compile
+                    done_since = train_time[1]
+                    eta = (config.steps - step) * elapsed / max(done_since, 1)
+                    log(progress_line(step, config.steps, run_sps, num_runs, eta, losses, score_txt))
+                if not compiled and score_txt:
+                    log(f"step {step}/{config.steps}{score_txt}")
+                t_line, line_steps, line_time = time.time(), 0, 0.0
+            compiled = True
+            if interrupted:
+                write_summary(False, nan_steps)
+                log(f"interrupted at step {step}; run the same command to resume")
+                raise Interrupted(step, stop.signum, workdir)
+            if stop_at is not None and step >= stop_at and step < config.steps:
+                return {"complete": False, "step": step}
+    finally:
+        mlog.close()
+        ckpt.close()
 
     a = run_states.agent
     params, masks, f_mean, f_std = to_host((a.params, a.masks, a.obs_mean, a.obs_std))
@@ -381,7 +487,6 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
                    np.asarray(f_mean)[:num_runs], np.asarray(f_std)[:num_runs],
                    config.agent.to_dict() | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
                                              "max_action": info.max_action, "env_id": env_id})
-    ckpt.close()
     summary = write_summary(True, nan_steps)
     log(f"done: {workdir}/summary.json")
     return summary

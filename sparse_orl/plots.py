@@ -39,25 +39,65 @@ def _layer_key(name: str):
             group, [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", last)])
 
 
+# Dark, colour-blind-safe lines (Okabe-Ito without its yellow, then darker extras): every
+# line reads on white; dense is always black, dashed.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7F3C8D", "#8C564B", "#4D4D4D")
+
+
 def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from cycler import cycler
 
+    plt.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
     return plt
 
 
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
 def _sparsity_axis(ax, levels: Sequence[float]) -> None:
-    """Logit x axis (spreads 0.9 / 0.95 / 0.99) with percent ticks at the levels."""
+    """Sparsity x axis with percent ticks at the levels, limits padded around them.
+
+    Logit scale when the levels reach past 95% over a wide range (it spreads 0.9 / 0.95 / 0.99);
+    linear otherwise. Tick labels are rotated when two of them would touch.
+    """
     levels = sorted(set(levels))
-    if levels and levels[0] > 0 and levels[-1] < 1:
+    if not levels:
+        return
+    logit = levels[0] > 0 and levels[-1] < 1 and len(levels) > 1 and levels[-1] > 0.95 and \
+        _logit(levels[-1]) - _logit(levels[0]) > 1.5
+    if logit:
+        lo, hi = _logit(levels[0]), _logit(levels[-1])
+        pad = 0.12 * (hi - lo)
         ax.set_xscale("logit")
-        ax.set_xlim(min(levels) / 1.6, 1 - (1 - max(levels)) / 1.6)
+        ax.set_xlim(1 / (1 + math.exp(-(lo - pad))), 1 / (1 + math.exp(-(hi + pad))))
+        pos = [_logit(x) for x in levels]
+        span = hi - lo + 2 * pad
+    else:
+        span_raw = (levels[-1] - levels[0]) or max(0.05, 0.1 * levels[0])
+        pad = 0.12 * span_raw
+        ax.set_xlim(levels[0] - pad, levels[-1] + pad)
+        pos, span = levels, span_raw + 2 * pad
+    gaps = [b - a for a, b in zip(pos, pos[1:])]
+    crowded = bool(gaps) and min(gaps) / span < 0.07
     ax.set_xticks(levels)
-    ax.set_xticklabels([pct(s) for s in levels], rotation=45 if len(levels) > 6 else 0)
+    ax.set_xticklabels([pct(s) for s in levels], rotation=45 if crowded else 0, ha="right" if crowded else "center")
     ax.minorticks_off()
-    ax.set_xlabel("sparsity (share of weights removed; logit scale)")
+    ax.set_xlabel("sparsity (share of weights removed" + ("; logit scale)" if logit else ")"))
+
+
+def _log_y(ax) -> None:
+    """A log y axis with labelled ticks at 1, 2, 5 x 10^k: readable even inside one decade."""
+    from matplotlib.ticker import LogLocator, FuncFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda _v, _p: ""))
 
 
 def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
@@ -65,9 +105,9 @@ def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
     files = []
     for algo, name, dataset in groups(rows):
         sub = [r for r in rows if (r["algo"], r["algo_name"], r["dataset"]) == (algo, name, dataset)]
-        dense = [r for r in sub if r["pruner"] == "none"]
-        pruners = sorted({r["pruner"] for r in sub if r["pruner"] != "none"}) or ["none"]
-        levels = sorted({r["sparsity"] for r in sub if r["pruner"] != "none"})
+        dense = [r for r in sub if r["pruner"] == "dense"]
+        pruners = sorted({r["pruner"] for r in sub if r["pruner"] != "dense"}) or ["dense"]
+        levels = sorted({r["sparsity"] for r in sub if r["pruner"] != "dense"})
         cmap = plt.get_cmap("viridis")
         colors = {s: cmap(0.9 * i / max(len(levels) - 1, 1)) for i, s in enumerate(levels)}
         ncol = min(len(pruners), 3)
@@ -76,7 +116,7 @@ def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
         seeds = sorted({r["seed"] for r in sub})
         for ax, pruner in zip(axes.flat, pruners):
             series = [("dense", dense, "black", "--")] if dense else []
-            if pruner != "none":
+            if pruner != "dense":
                 series += [(f"sparsity {pct(s)}", [r for r in sub if r["pruner"] == pruner and r["sparsity"] == s],
                             colors[s], "-") for s in levels]
             for label, rs, color, style in series:
@@ -91,7 +131,7 @@ def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
                 ax.plot(steps, [v.mean() for v in vals], style, color=color, label=label, lw=1.6, marker=".", ms=4)
                 ax.fill_between(steps, [v.min() for v in vals], [v.max() for v in vals], color=color, alpha=0.15,
                                 lw=0)
-            ax.set_title(pruner_name(pruner) if pruner != "none" else "dense")
+            ax.set_title(pruner_name(pruner) if pruner != "dense" else "dense")
             ax.set_xlabel("training step (gradient updates)")
             ax.grid(alpha=0.3)
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
@@ -118,16 +158,16 @@ def plot_final_vs_sparsity(rows: Sequence[Dict], out_dir: str) -> List[str]:
     for algo, name, dataset in groups(rows):
         g = {k: v for k, v in finals.items() if k[:3] == (algo, name, dataset)}
         fig, ax = plt.subplots(figsize=(7, 4.4))
-        levels = sorted({k[4] for k in g if k[3] != "none"})
+        levels = sorted({k[4] for k in g if k[3] != "dense"})
         steps = max(r["step"] for r in rows if (r["algo"], r["algo_name"], r["dataset"]) == (algo, name, dataset))
-        dense = [v for k, v in g.items() if k[3] == "none"]
+        dense = [v for k, v in g.items() if k[3] == "dense"]
         if dense:
             vals = np.array(list(dense[0].values()))
             ax.axhline(vals.mean(), color="black", ls="--", lw=1.5, label=f"dense (n={vals.size})")
             if vals.size > 1:
                 ax.axhspan(vals.mean() - vals.std(ddof=1), vals.mean() + vals.std(ddof=1), color="black", alpha=0.08)
         n_seeds = set()
-        for pruner in sorted({k[3] for k in g if k[3] != "none"}):
+        for pruner in sorted({k[3] for k in g if k[3] != "dense"}):
             pts = sorted((k[4], np.array(list(v.values()))) for k, v in g.items() if k[3] == pruner)
             xs = np.array([p[0] for p in pts])
             mean = np.array([p[1].mean() for p in pts])
@@ -156,7 +196,7 @@ def plot_layers(layers: Sequence[Dict], out_dir: str, sparsity: float = 0.95, lo
     files = []
     for algo, name, dataset in sorted({(r["algo"], r["algo_name"], r["dataset"]) for r in layers}):
         sub = [r for r in layers if (r["algo"], r["algo_name"], r["dataset"]) == (algo, name, dataset)
-               and r["pruner"] != "none"]
+               and r["pruner"] != "dense"]
         level = nearest_level([r["sparsity"] for r in sub], sparsity)
         if level is None:
             continue
@@ -182,7 +222,7 @@ def plot_layers(layers: Sequence[Dict], out_dir: str, sparsity: float = 0.95, lo
                 sd = np.array([k.std(ddof=1) if k.size > 1 else 0.0 for k in kept])
                 ax.bar(x - 0.4 + width * (j + 1.5), np.maximum(mean, 0.5), width, yerr=sd, capsize=2,
                        label=pruner_name(pruner))
-            ax.set_yscale("log")
+            _log_y(ax)
             ax.set_xticks(x)
             ax.set_xticklabels(names, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
             ax.set_xlabel("layer")
@@ -220,7 +260,7 @@ def plot_storage(sizes: Sequence[Dict], out_dir: str) -> List[str]:
                 r = v["dense"] / v["compact"]
                 ax.annotate(f"{r:.1f}x" if r < 10 else f"{r:.0f}x", (s, v["compact"] / MB),
                             textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8, color="C1")
-            ax.set_yscale("log")
+            _log_y(ax)
             _sparsity_axis(ax, xs)
             ax.set_title(NETWORK_NAMES.get(net, net))
             ax.grid(alpha=0.3, which="both")
@@ -253,22 +293,22 @@ def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
         sub = [r for k, r in last.items() if k[:3] == (algo, name, dataset)]
         fig, ax = plt.subplots(figsize=(7, 4.4))
         steps = max(r["step"] for r in sub)
-        colors = iter(plt.get_cmap("tab10").colors)
+        colors = iter(PALETTE)
         markers = iter("os^vP*Xh")
-        pruners = sorted({r["pruner"] for r in sub}, key=lambda p: (p == "none", p == "narrow", p))
+        pruners = sorted({r["pruner"] for r in sub}, key=lambda p: (p == "dense", p == "narrow", p))
         for j, pruner in enumerate(pruners):
             pts = collections.defaultdict(list)
             for r in sub:
                 if r["pruner"] == pruner:
                     pts[r["sparsity"]].append(r)
             # methods at one weight count are offset by a few percent so that none hides another
-            shift = 1.0 + 0.04 * (j - (len(pruners) - 1) / 2) if pruner != "none" else 1.0
+            shift = 1.0 + 0.04 * (j - (len(pruners) - 1) / 2) if pruner != "dense" else 1.0
             xs = np.array([np.mean([r["weights_kept"] for r in v]) for _, v in sorted(pts.items())]) * shift
             ys = [np.array([value(r) for r in v]) for _, v in sorted(pts.items())]
             mean = np.array([y.mean() for y in ys])
             sd = np.array([y.std(ddof=1) if y.size > 1 else 0.0 for y in ys])
             order = np.argsort(xs)
-            if pruner == "none":
+            if pruner == "dense":
                 ax.errorbar(xs, mean, yerr=sd, fmt="s", color="black", ms=8, capsize=3,
                             label=f"dense, full size (n={ys[0].size})")
                 continue

@@ -21,7 +21,7 @@ from sparse_orl.results import SWEEP_FILE, algo_ident, read_summaries, rows_from
 
 Log = Callable[[str], None]
 MB = 1e6
-PRUNER_NAMES = {"none": "dense", "narrow": "narrow dense", "snip": "SNIP", "grasp": "GraSP", "random": "random", "magnitude": "magnitude",
+PRUNER_NAMES = {"dense": "dense", "none": "dense", "narrow": "narrow dense", "snip": "SNIP", "grasp": "GraSP", "random": "random", "magnitude": "magnitude",
                 "synflow": "SynFlow"}
 NETWORK_NAMES = {"actor": "actor", "critic": "critic (Q1+Q2)", "vae": "VAE"}
 
@@ -77,8 +77,8 @@ def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
     for name, path, summary in programs:
         r, d = rows_from_summary(summary, name)
         for row in r:
-            if row["sparsity"] == 0.0:  # any pruner at sparsity 0 keeps every weight: the dense run
-                row["pruner"] = "none"
+            if row["sparsity"] == 0.0 or row["pruner"] == "none":  # sparsity 0 is the dense run (older
+                row["pruner"] = "dense"                                # workdirs named it "none" or its pruner)
         rows += r
         diverged += d
         ident = dict(algo_ident(summary), dataset=summary["config"]["dataset"])
@@ -177,7 +177,7 @@ def size_summary(sizes: Sequence[Dict]) -> Dict[Tuple, Dict]:
     """{(algo,  dataset, net, sparsity): mean bytes per format and counts} over sparse runs."""
     acc: Dict[Tuple, List[Dict]] = collections.defaultdict(list)
     for r in sizes:
-        if r["pruner"] != "none":
+        if r["pruner"] not in ("dense", "none"):
             acc[(r["algo"], r["algo_name"], r["dataset"], r["net"], r["sparsity"])].append(r)
     out = {}
     for k, rs in acc.items():

@@ -54,7 +54,7 @@ def score_table(rows: Sequence[Dict]) -> List[str]:
         last_step[k] = max(last_step.get(k, 0), r["step"])
     lines = ["| algorithm | dataset | pruner | sparsity | seeds | step | final score mean ± std | 95% CI | min | max |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    order = sorted(finals, key=lambda k: (k[0], k[1], k[2], k[3] != "none", k[3], k[4]))
+    order = sorted(finals, key=lambda k: (k[0], k[1], k[2], k[3] != "dense", k[3], k[4]))
     for k in order:
         vals = list(finals[k].values())
         mean, sd, hw = mean_ci(vals)
@@ -80,7 +80,7 @@ def speed_table(rows: Sequence[Dict]) -> List[str]:
         seen[k].append((r.get("weights_kept"), None if sps is None else sps * n, n))
     lines = ["| algorithm | dataset | pruner | sparsity | weights trained | run-steps/s of its program | runs in it |",
              "|---|---|---|---:|---:|---:|---:|"]
-    for k in sorted(seen, key=lambda k: (k[0], k[1], k[2] != "none", k[2], k[3])):
+    for k in sorted(seen, key=lambda k: (k[0], k[1], k[2] != "dense", k[2], k[3])):
         kept = [v[0] for v in seen[k] if v[0] is not None]
         agg = [v[1] for v in seen[k] if v[1] is not None]
         lines.append(f"| {k[0]} | {k[1]} | {pruner_name(k[2])} | {pct(k[3])} | "

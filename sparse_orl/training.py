@@ -90,14 +90,20 @@ def resolve_runs_loop(runs_loop: str, mesh: Optional[Mesh] = None) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: int, mesh: Optional[Mesh] = None,
+def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: Optional[int], mesh: Optional[Mesh] = None,
                      unroll: int = 1, runs_loop: str = "auto"):
     """jit(vmap(scan)) (or jit(map(scan)), see ``runs_loop``): ``num_steps`` train steps for every run.
 
     Returns ``chunk(runs: RunState, data: Transitions) -> (runs, metrics)`` where
-    metrics are per-run means over the chunk (plus "nan" flags). Batches are
+    metrics are per-run means over the chunk (plus "nan_step"). Batches are
     sampled from the on-device dataset inside the scan: no host sync per step.
     The input run states are donated.
+
+    ``num_steps=None`` compiles one program for any length:
+    ``chunk(runs, data, n)`` takes ``n`` (an int32 scalar) steps, a ``while`` loop
+    instead of a ``scan``, with exactly the same per-step computation (the run's key
+    is carried, so k chunks of n steps give the same state as one of k·n). The
+    experiment loop uses it to size its chunks by wall time.
 
     ``runs_loop``: "vmap" batches the runs into every matmul (what fills a GPU/TPU);
     "map" runs them one after another inside the same program (``lax.map``), each
@@ -108,8 +114,8 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: int, mesh: Op
     """
     runs_loop = resolve_runs_loop(runs_loop, mesh)
 
-    def run_one(rs: RunState, data: Transitions):
-        def body(carry, _):
+    def run_one(rs: RunState, data: Transitions, n):
+        def body(carry):
             agent_state, key, nan_step, sums = carry
             key, k_batch, k_step = jax.random.split(key, 3)
             batch = sample_batch(data, k_batch, batch_size)
@@ -117,29 +123,40 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: int, mesh: Op
             ok = _finite(metrics)
             nan_step = jnp.where((nan_step < 0) & ~ok, agent_state.step, nan_step)
             sums = {k: sums[k] + metrics[k] for k in sums}
-            return (new_agent, key, nan_step, sums), None
+            return new_agent, key, nan_step, sums
 
         zero = {k: jnp.zeros((), jnp.float32) for k in agent.metric_names}
         init = (rs.agent, rs.key, rs.nan_step, zero)
-        (agent_state, key, nan_step, sums), _ = jax.lax.scan(body, init, None, length=num_steps, unroll=unroll)
+        if num_steps is None:
+            agent_state, key, nan_step, sums = jax.lax.fori_loop(0, n, lambda _i, c: body(c), init)
+            denom = jnp.maximum(n, 1).astype(jnp.float32)
+        else:
+            (agent_state, key, nan_step, sums), _ = jax.lax.scan(lambda c, _: (body(c), None), init, None,
+                                                                 length=num_steps, unroll=unroll)
+            denom = num_steps
         # A broken run is frozen at the state it had when this chunk began: one select per
         # chunk instead of one per step (a full pass over params and Adam moments).
         # Runs are independent under vmap, so its NaNs never reach the other runs.
         broken = nan_step >= 0
-        agent_state = jax.tree_util.tree_map(lambda n, o: jnp.where(broken, o, n), agent_state, rs.agent)
-        metrics = {k: jnp.where(broken, jnp.nan, v / num_steps) for k, v in sums.items()}
+        agent_state = jax.tree_util.tree_map(lambda n_, o: jnp.where(broken, o, n_), agent_state, rs.agent)
+        metrics = {k: jnp.where(broken, jnp.nan, v / denom) for k, v in sums.items()}
         metrics["nan_step"] = nan_step
         return RunState(agent_state, key, nan_step), metrics
 
     if runs_loop == "map":
-        def fn(runs, data):
-            return jax.lax.map(lambda rs: run_one(rs, data), runs)
+        def fn(runs, data, n=None):
+            return jax.lax.map(lambda rs: run_one(rs, data, n), runs)
     else:
-        fn = jax.vmap(run_one, in_axes=(0, None))
+        def fn(runs, data, n=None):
+            return jax.vmap(run_one, in_axes=(0, None, None))(runs, data, n)
+    if num_steps is not None:
+        fixed = fn
+        fn = lambda runs, data: fixed(runs, data)  # noqa: E731
     if mesh is None:
         return jax.jit(fn, donate_argnums=(0,))
     rs_sh, rep = runs_sharding(mesh), replicated(mesh)
-    return jax.jit(fn, in_shardings=(rs_sh, rep), out_shardings=(rs_sh, rs_sh), donate_argnums=(0,))
+    in_sh = (rs_sh, rep) if num_steps is not None else (rs_sh, rep, rep)
+    return jax.jit(fn, in_shardings=in_sh, out_shardings=(rs_sh, rs_sh), donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=32)

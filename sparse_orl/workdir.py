@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -18,12 +19,18 @@ from sparse_orl.data import d4rl_reference
 from sparse_orl.io_utils import atomic_write_json, read_json
 
 
+DISTRIBUTIONS = {"orbax.checkpoint": "orbax-checkpoint"}
+
+
 def provenance(info) -> Dict:
     def version(mod):
-        try:
-            return getattr(importlib.import_module(mod), "__version__", None)
+        try:  # the installed distribution's version: orbax.checkpoint has no __version__
+            return importlib.metadata.version(DISTRIBUTIONS.get(mod, mod))
         except Exception:  # noqa: BLE001
-            return None
+            try:
+                return getattr(importlib.import_module(mod), "__version__", None)
+            except Exception:  # noqa: BLE001
+                return None
 
     try:
         here = os.path.dirname(os.path.abspath(__file__))
@@ -59,16 +66,33 @@ def check_workdir(workdir: str, config, write: bool = True) -> None:
     path = os.path.join(workdir, "config.json")
     new = config.to_dict()
     if os.path.exists(path):
-        old = comparable_config(read_json(path, "workdir config"))
-        if old != comparable_config(new):
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+        old, cur = comparable_config(read_json(path, "workdir config")), comparable_config(new)
+        if old != cur:
+            details = "; ".join(_differences(old, cur))
             raise ValueError(
                 f"--workdir={workdir} holds a different experiment ({details}). "
                 "Use a new --workdir, or re-run the original command to resume."
             )
     elif write:
         atomic_write_json(path, new)
+
+
+def _differences(old, new, prefix: str = ""):
+    """"key: old -> new" for each leaf that differs (nested dicts and equal-length lists walked)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            if old.get(k) != new.get(k):
+                out += _differences(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and prefix != "sparsities" \
+            and all(isinstance(x, dict) for x in old + new):
+        out = []
+        for i, (a, b) in enumerate(zip(old, new)):
+            if a != b:
+                out += _differences(a, b, f"{prefix}[{i}]")
+        return out
+    return [f"{prefix}: {old!r} -> {new!r}"]
 
 
 def score_reference(info, env_id: str) -> Dict:

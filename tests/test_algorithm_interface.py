@@ -86,7 +86,7 @@ def test_new_algorithm_trains_pruned_exports_and_deploys(toy_registered, tmp_pat
                            checkpoint_every=30)
     summary = run_experiment(cfg, log=lambda _m: None)
     assert summary["complete"] and summary["algo_label"] == "toy_bc"
-    assert [(r["pruner"], r["sparsity"]) for r in summary["runs"]] == [("none", 0.0), ("snip", 0.8), ("random+erk", 0.8)]
+    assert [(r["pruner"], r["sparsity"]) for r in summary["runs"]] == [("dense", 0.0), ("snip", 0.8), ("random+erk", 0.8)]
     rows = [json.loads(l) for l in open(tmp_path / "wd" / "metrics.jsonl")]
     assert {"bc_loss"} <= set(rows[-1])
     agent_cfg, runs = load_final(str(tmp_path / "wd"))

@@ -186,3 +186,23 @@ def test_nan_run_is_frozen_and_others_continue():
     assert int(runs.agent.step[0]) == 40 and int(runs.agent.step[1]) == 0
     np.testing.assert_array_equal(np.asarray(runs.agent.params["vae"]["d1"]["kernel"][1]),
                                   before["vae"]["d1"]["kernel"][1])
+
+
+@pytest.mark.parametrize("loop", ["map", "vmap"])
+def test_dynamic_length_chunks_equal_one_fixed_scan(loop):
+    """The experiment loop sizes chunks by wall time: 20 + 15 + 5 steps must give the 40-step state."""
+    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
+    data = _data()
+    prune = PruneConfig("snip", snip_batch=50)
+    fixed, m_fixed = make_train_chunk(agent, 32, 40, runs_loop=loop)(init_runs(agent, prune, data, [0, 1], [0.5, 0.9]), data)
+    dyn = make_train_chunk(agent, 32, None, runs_loop=loop)
+    runs = init_runs(agent, prune, data, [0, 1], [0.5, 0.9])
+    sums = 0.0
+    for n in (20, 15, 5):
+        runs, m = dyn(runs, data, jnp.int32(n))
+        sums = sums + n * np.asarray(m["critic_loss"])
+    assert int(runs.agent.step[0]) == 40
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6),
+                           fixed.agent.params, runs.agent.params)
+    np.testing.assert_allclose(sums / 40, m_fixed["critic_loss"], rtol=1e-5)
+    assert bool(jnp.all(fixed.key == runs.key))

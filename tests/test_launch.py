@@ -53,7 +53,7 @@ def test_train_end_to_end_writes_summary_metrics_and_zeroed_params(minari_env, t
     assert set(on_disk["provenance"]) >= {"git_commit", "versions", "dataset_id", "dataset_sha256"}
     assert on_disk["score_reference"]["source"] in ("dataset metadata", "D4RL constants")
     assert [(r["pruner"], r["seed"], r["sparsity"]) for r in on_disk["runs"]] == [
-        ("none", 0, 0.0), ("none", 1, 0.0), ("snip", 0, 0.5), ("snip", 0, 0.9), ("snip", 1, 0.5), ("snip", 1, 0.9)]
+        ("dense", 0, 0.0), ("dense", 1, 0.0), ("snip", 0, 0.5), ("snip", 0, 0.9), ("snip", 1, 0.5), ("snip", 1, 0.9)]
     for run in on_disk["runs"]:
         assert set(run["masks"]) == {"actor", "critic", "vae"}
         for net, rep in run["masks"].items():

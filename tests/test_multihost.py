@@ -177,7 +177,7 @@ def test_two_process_sweep_runs_every_program_together(tiny_minari_root, tmp_pat
     assert sorted(p0["again"]["done"]) == sorted(p1["again"]["done"]) == sorted(p0["out"]["ran"])
     assert p1["logs"] == [] and p0["out"]["results"] is not None
     rows = read_jsonl(tmp_path / "sweep" / "results.jsonl")
-    assert sorted((r["pruner"], r["sparsity"]) for r in rows) == [("none", 0.0), ("random", 0.5), ("random", 0.9)]
+    assert sorted((r["pruner"], r["sparsity"]) for r in rows) == [("dense", 0.0), ("random", 0.5), ("random", 0.9)]
 
 
 def _train_cli(tmp_path, *flags):

@@ -53,7 +53,7 @@ def test_narrow_runs_in_its_own_programs_labelled_and_reported(minari_env, tmp_p
     assert sorted(os.listdir(wd / "programs")) == ["main", "narrow-0.9"]
     on_disk = json.load(open(wd / "summary.json"))
     assert [(r["pruner"], r["sparsity"], r["seed"]) for r in on_disk["runs"]] == [
-        ("none", 0.0, 0), ("none", 0.0, 1), ("random+erk", 0.9, 0), ("random+erk", 0.9, 1),
+        ("dense", 0.0, 0), ("dense", 0.0, 1), ("random+erk", 0.9, 0), ("random+erk", 0.9, 1),
         ("narrow", 0.9, 0), ("narrow", 0.9, 1)]
     sparse_kept = on_disk["runs"][2]["masks"]["vae"]["kept"]
     for r in on_disk["runs"][4:]:

@@ -295,7 +295,7 @@ def test_erk_random_preset_flag():
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout.strip().splitlines()[-1]
 
-    assert run("--pruner=none,random,erk_random,snip") == "LABELS ['none', 'random', 'random+erk', 'snip']"
+    assert run("--pruner=none,random,erk_random,snip") == "LABELS ['dense', 'random', 'random+erk', 'snip']"
     assert run("--pruner=erk_random", "--allocation=erk") == "LABELS ['random+erk']"
     assert run("--pruner=erk_random", "--min_layer_density=0.01") == "LABELS ['random+erk+floor0.01']"
     err = run("--pruner=erk_random", "--allocation=uniform")

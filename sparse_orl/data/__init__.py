@@ -54,6 +54,37 @@ def load_dataset(name: str, env_id: Optional[str] = None) -> Tuple[Transitions, 
     return t, info
 
 
+# Minari's MuJoCo namespaces name their environment in the id: what a dry run estimates from
+# when the dataset itself is not on disk yet.
+_MUJOCO_ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5",
+                "ant": "Ant-v5", "humanoid": "Humanoid-v5", "swimmer": "Swimmer-v5", "reacher": "Reacher-v5",
+                "pusher": "Pusher-v5", "invertedpendulum": "InvertedPendulum-v5",
+                "inverteddoublependulum": "InvertedDoublePendulum-v5", "humanoidstandup": "HumanoidStandup-v5"}
+
+
+def dataset_on_disk(name: str) -> bool:
+    """Whether ``name`` (a D4RL file or a Minari id) can be read without a download."""
+    name = os.fspath(name)
+    if name.lower().endswith(_HDF5_SUFFIXES) or os.path.isfile(name):
+        return os.path.isfile(name)
+    try:
+        from minari.storage.datasets_root_dir import get_dataset_path
+
+        return (get_dataset_path(name) / "data" / "main_data.hdf5").is_file()
+    except Exception:  # noqa: BLE001  (a malformed id: not on disk)
+        return False
+
+
+def guess_env_id(name: str) -> Optional[str]:
+    """The Gymnasium id a Minari MuJoCo dataset id names ("mujoco/hopper/expert-v0" -> "Hopper-v5"), or None."""
+    parts = os.fspath(name).split("/")
+    if len(parts) == 3:
+        return _MUJOCO_ENVS.get(parts[1].lower())
+    base = os.path.basename(os.fspath(name)).lower()  # D4RL file names: hopper_medium-v2.hdf5
+    return next((v for k, v in sorted(_MUJOCO_ENVS.items(), key=lambda kv: -len(kv[0]))
+                 if base.startswith(k)), None)
+
+
 def load_dataset_info(name: str, env_id: Optional[str] = None) -> DatasetInfo:
     """The ``DatasetInfo`` of ``name`` (shapes, env id, reference scores), as :func:`load_dataset` gives it."""
     return load_dataset(name, env_id)[1]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from sparse_orl.results import Log
 from sparse_orl.sweep.plan import Program
@@ -27,22 +27,32 @@ def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds
 
     from sparse_orl.algos import make_algorithm
     from sparse_orl.config import PruneConfig
-    from sparse_orl.data import load_dataset, to_device
+    from sparse_orl.data import dataset_on_disk, load_dataset, to_device
     from sparse_orl.training import init_runs, make_train_chunk
 
     cache: Dict[Tuple, Dict] = {}
     out: Dict[str, Dict] = {}
     devices = jax.devices()
+    missing = sorted({p.config.dataset for p in programs if not dataset_on_disk(p.config.dataset)})
+    if missing:
+        log(f"datasets not on disk: {', '.join(missing)} (estimates below use their environments' spaces "
+            f"and assume {MISSING_ROWS:,} transitions; training downloads them when online)")
     for p in programs:
         cfg = p.config
         key = (cfg.agent, cfg.dataset, cfg.batch_size)
         if key not in cache:
             log(f"timing {cfg.agent.label} on {cfg.dataset} (batch {cfg.batch_size}) ...")
-            transitions, info = load_dataset(cfg.dataset)
-            agent = make_algorithm(cfg.agent, info.obs_dim, info.act_dim, info.max_action)
-            transitions = agent.preprocess(transitions, info)
+            if cfg.dataset in missing:
+                transitions, info = _stand_in(cfg.dataset, cfg.env)
+                agent = make_algorithm(cfg.agent, info.obs_dim, info.act_dim, info.max_action)
+            else:
+                transitions, info = load_dataset(cfg.dataset)
+                agent = make_algorithm(cfg.agent, info.obs_dim, info.act_dim, info.max_action)
+                transitions = agent.preprocess(transitions, info)
             data = jax.device_put(to_device(transitions))
             data_bytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(transitions))
+            if cfg.dataset in missing:
+                data_bytes = data_bytes * MISSING_ROWS // len(np.asarray(transitions.reward))
             # one dense run: the same work per step as a pruned run (masks are data), without
             # compiling the pruning at init
             state = init_runs(agent, PruneConfig("none"), data, [0], [0.0])
@@ -94,5 +104,32 @@ def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds
         out[p.name] = dict(c, train_s=train_s, eval_s=eval_s, time_s=c["compile_s"] + train_s + eval_s,
                            memory_bytes=c["data_bytes"] + r * per_run)
     if out:
+        if missing:
+            out["_missing"] = missing
         out["_note"] = {"devices": f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform})"}
     return out
+
+
+MISSING_ROWS = 1_000_000  # what a dry run assumes for a dataset not on disk (D4RL's MuJoCo size)
+
+
+def _stand_in(dataset: str, env: Optional[str]):
+    """Random transitions shaped like ``dataset``'s environment, for timing a dataset not on disk."""
+    import numpy as np
+
+    from sparse_orl import evaluation
+    from sparse_orl.data import guess_env_id
+    from sparse_orl.data.transitions import DatasetInfo, Transitions
+
+    env_id = env or guess_env_id(dataset)
+    if env_id is None:
+        raise ValueError(f"dataset {dataset!r} is not on disk and its environment cannot be told from its id: "
+                         "download it first, or give --env")
+    obs_dim, act_dim, max_action = evaluation.env_spaces(env_id)
+    n, rng = 10_000, np.random.default_rng(0)
+    obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
+    t = Transitions(obs=obs, action=rng.uniform(-max_action, max_action, (n, act_dim)).astype(np.float32),
+                    reward=rng.normal(size=n).astype(np.float32), next_obs=obs, done=np.zeros(n, np.float32))
+    info = DatasetInfo(dataset_id=dataset, env_id=env_id, obs_dim=obs_dim, act_dim=act_dim, max_action=max_action,
+                       ref_min_score=None, ref_max_score=None, score_source="none", sha256="", num_episodes=10, num_transitions=n)
+    return t, info

@@ -319,4 +319,7 @@ def format_plan(sweep: SweepConfig, programs: Sequence[Program], num_shards: int
             "pessimistic on a GPU); evaluation counted at full episode length (an upper bound); memory = dataset "
             "+ runs x (train state + XLA temporaries of one run); host memory also holds the dataset. Other load "
             "on this machine skews the timing.")
+        if estimates.get("_missing"):
+            lines.append(f"MISSING DATASETS (not on disk; estimated from their environments' spaces): "
+                         f"{', '.join(estimates['_missing'])}")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from typing import Dict
 import jax
 import numpy as np
 
-from sparse_orl.experiment import run_experiment
+from sparse_orl.experiment import LogConfig, run_experiment
 from sparse_orl.locks import FileLock, program_lock
 from sparse_orl.results import Log
 from sparse_orl.sweep.collect import collect_results
@@ -107,7 +107,7 @@ def run_sweep(sweep: SweepConfig, num_shards: int = 1, shard_index: int = 0, log
             log(f"[{p.name}] {p.num_runs} runs {describe_runs(p.config)}"
                 + (f"; resuming (checkpoints at steps {checkpoint_steps(p.workdir)})"
                    if checkpoint_steps(p.workdir) else ""))
-            run_experiment(p.config, log=lambda m, _n=p.name: log(f"[{_n}] {m}"))
+            run_experiment(p.config, log=lambda m, _n=p.name: log(f"[{_n}] {m}"), logs=LogConfig(report=False))
             out["ran"].append(p.name)
         finally:
             lock.release()
