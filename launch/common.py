@@ -90,6 +90,15 @@ def init_distributed(FLAGS) -> None:
         raise ValueError(f"--distributed: jax.distributed.initialize() failed: {e}{hint}") from None
 
 
+def parse_flags(argv):
+    """absl's flag parsing, but a bad flag value is one ``error: ...`` line and exit status 2
+    (absl itself prints a FATAL line and exits 1). Pass as ``app.run(main, flags_parser=parse_flags)``."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(str(e))
+
+
 def fail(message: str) -> None:
     """One clear line on stderr, exit status 2."""
     print(f"error: {message}", file=sys.stderr)

@@ -33,9 +33,11 @@ def main(argv):
     atomic_write_json(os.path.join(FLAGS.workdir, "evaluate.json"), result)
     for r in result["runs"]:
         norm = "n/a" if r["normalized_score"] is None else f"{r['normalized_score']:.1f}"
+        flag = (f"  DIVERGED in training at step {r['nan_step']} (params frozen before it; not a result)"
+                if r.get("status") == "diverged" else "")
         print(f"{r['pruner']:>10s} seed {r['seed']:>3d} sparsity {r['sparsity']:.3f}: "
-              f"return {r['return']:.1f} normalized {norm}")
+              f"return {r['return']:.1f} normalized {norm}{flag}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=common.parse_flags)

@@ -40,8 +40,16 @@ def main(argv):
         summary = run_experiment(config, log=lambda m: print(m, flush=True), logs=logs)
     except Interrupted as e:
         sys.exit(e.exit_code)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
+    except (ValueError, FileNotFoundError) as e:
         common.fail(str(e))
+    except CheckpointError as e:  # an I/O failure while checkpointing (bad input is exit 2, this is 1)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:  # disk full, a file system gone read-only, ... mid-run: the checkpoints stay intact
+        print(f"error: I/O failure in {getattr(e, 'filename', None) or FLAGS.workdir}: {e.strerror or e}; "
+              "the last complete checkpoint is intact: fix the cause and run the same command to resume",
+              file=sys.stderr)
+        sys.exit(1)
     runs = summary.get("runs", [])
     if runs and all(r.get("status") == "diverged" for r in runs):
         print(f"error: every run diverged (non-finite loss); see {config.workdir}/summary.json", file=sys.stderr)
@@ -49,4 +57,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=common.parse_flags)

@@ -24,6 +24,40 @@ class CheckpointError(RuntimeError):
     pass
 
 
+class _quiet_orbax:
+    """While saving: orbax's worker threads log each write failure with a traceback at ERROR level
+    (dozens of lines for one full disk). The failure itself is re-raised as one line by ``save``."""
+
+    NAMES = ("absl", "asyncio")
+
+    def __enter__(self):
+        import logging as pylogging
+
+        self._old = {n: pylogging.getLogger(n).level for n in self.NAMES}
+        for n in self.NAMES:
+            pylogging.getLogger(n).setLevel(pylogging.CRITICAL)
+
+    def __exit__(self, *exc):
+        import logging as pylogging
+
+        for n, level in self._old.items():
+            pylogging.getLogger(n).setLevel(level)
+
+
+def _cause(e: BaseException) -> str:
+    """The reason of an I/O failure in a few words: "No space left on device (errno 28)", ..."""
+    import errno
+    import re
+
+    text = str(e)
+    m = re.search(r"os_error_code='?(\d+)", text) or re.search(r"\[Errno (\d+)\]", text)
+    code = int(m.group(1)) if m else getattr(e, "errno", None)
+    if code:
+        return f"{os.strerror(code)} (errno {code}, {errno.errorcode.get(code, '?')})"
+    first = text.splitlines()[0] if text else type(e).__name__
+    return first if len(first) <= 300 else first[:300] + "..."
+
+
 def _manager(directory: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                            enable_async_checkpointing=False)
@@ -43,12 +77,20 @@ class Checkpointer:
         return sorted(self._mngr.all_steps())
 
     def save(self, step: int, state: Any, meta: Dict) -> None:
-        self._mngr.save(
-            int(step),
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
-        self._mngr.wait_until_finished()
+        """Write the checkpoint of ``step``, or raise :class:`CheckpointError` in one line (disk full,
+        read-only file system, ...); the previous checkpoint is left intact either way."""
+        try:
+            with _quiet_orbax():
+                self._mngr.save(
+                    int(step),
+                    args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                    force=True,
+                )
+                self._mngr.wait_until_finished()
+        except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise ValueError, OSError, RuntimeError)
+            raise CheckpointError(f"checkpoint of step {step} not written in {self.directory}: {_cause(e)}; the "
+                                  "previous checkpoint is intact: fix the cause and run the same command to "
+                                  "resume") from None
 
     def restore_latest(self, abstract_state: Any) -> Optional[Tuple[int, Any, Dict]]:
         """Newest readable checkpoint as ``(step, state, meta)``, or None if there is none.

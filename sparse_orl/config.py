@@ -67,6 +67,9 @@ class PruneConfig:
         if spec.defaults:  # results name the base method with its options: erk_random -> "random+erk"
             name = next((n for n, o in pruning.registry.PRUNERS.items() if o.scorer is spec.scorer and not o.defaults), name)
         object.__setattr__(self, "pruner", name)
+        for f in ("snip_batch", "grasp_batch"):
+            if isinstance(getattr(self, f), bool) or not getattr(self, f) >= 1:
+                raise ValueError(f"--{f} must be >= 1 (transitions in the scoring batch), got {getattr(self, f)}")
         pruning.check_allocation(self.allocation, self.min_layer_density)
         if self.prune_iterations < 1:
             raise ValueError(f"--prune_iterations must be >= 1, got {self.prune_iterations}")

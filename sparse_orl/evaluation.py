@@ -263,9 +263,17 @@ def evaluate_workdir(workdir: str, episodes: int, seed: int, max_episode_steps=N
     from sparse_orl.io_utils import read_json
     from sparse_orl.training import make_act_fn
 
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise ValueError(f"--max_episode_steps must be >= 1, got {max_episode_steps}")
     agent_dict, runs = load_final(workdir)
     summary_path = os.path.join(workdir, "summary.json")
-    ref = read_json(summary_path, "summary")["score_reference"] if os.path.exists(summary_path) else None
+    summary = read_json(summary_path, "summary") if os.path.exists(summary_path) else {}
+    ref = summary.get("score_reference")
+    # a run that diverged in training is evaluated (its params froze before the NaN) but flagged
+    status = {(r.get("pruner"), r["seed"], r["sparsity"]): (r.get("status", "ok"), r.get("nan_step"))
+              for r in summary.get("runs", [])}
     agent = algorithm_from_dict(agent_dict)
     env_id = agent_dict["env_id"]
     stack = lambda key: jax.tree_util.tree_map(lambda *xs: jnp.asarray(np.stack(xs)), *[r[key] for r in runs])
@@ -284,6 +292,8 @@ def evaluate_workdir(workdir: str, episodes: int, seed: int, max_episode_steps=N
         mean_ret = float(np.mean(rets))
         norm = (float(normalized_score(mean_ret, ref["min"], ref["max"]))
                 if ref and ref.get("min") is not None else None)
-        out.append({"pruner": r.get("pruner"), "seed": r["seed"], "sparsity": r["sparsity"],
-                    "returns": [float(x) for x in rets], "return": mean_ret, "normalized_score": norm})
+        st, nan_step = status.get((r.get("pruner"), r["seed"], r["sparsity"]), ("ok", None))
+        out.append({"pruner": r.get("pruner"), "seed": r["seed"], "sparsity": r["sparsity"], "status": st,
+                    "nan_step": nan_step, "returns": [float(x) for x in rets], "return": mean_ret,
+                    "normalized_score": norm})
     return {"env_id": env_id, "score_reference": ref, "episodes": episodes, "seed": seed, "runs": out}

@@ -39,7 +39,8 @@ from sparse_orl.data import check_env_spaces, load_dataset, normalized_score, ob
 from sparse_orl.io_utils import atomic_write_json, read_json
 from sparse_orl.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding, to_global, to_host
 from sparse_orl.training import init_runs, make_act_fn, make_train_chunk, take_runs
-from sparse_orl.workdir import check_workdir, comparable_config, provenance, score_reference  # noqa: F401
+from sparse_orl.workdir import (check_workdir, comparable_config, prepare_workdir, provenance,  # noqa: F401
+                               score_reference)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,9 @@ class ExperimentConfig:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
         if self.eval_episodes < 0:
             raise ValueError(f"--eval_episodes must be >= 0, got {self.eval_episodes}")
+        if self.eval_max_episode_steps is not None and self.eval_max_episode_steps < 1:
+            raise ValueError(f"--eval_max_episode_steps must be >= 1 (or left out for the env's own limit), "
+                             f"got {self.eval_max_episode_steps}")
 
     @property
     def runs(self) -> List[Tuple[int, int, float]]:
@@ -165,7 +169,7 @@ def _run_with_narrow(config: ExperimentConfig, log: Callable[[str], None], stop_
                      logs: LogConfig, stop) -> Dict:
     main = jax.process_index() == 0
     workdir = config.workdir
-    os.makedirs(workdir, exist_ok=True)
+    prepare_workdir(workdir)
     lock = claim_workdir(workdir) if main else None
     try:
         return _train_with_narrow(config, log, stop_at, main, logs, stop)
@@ -181,9 +185,10 @@ def _train_with_narrow(config: ExperimentConfig, log, stop_at, main: bool, logs:
     workdir = config.workdir
     check_workdir(workdir, config, write=False)  # refuse another experiment before any work
     summary_path = os.path.join(workdir, "summary.json")
-    if os.path.exists(summary_path) and read_json(summary_path, "summary").get("complete"):
+    done = _read_summary(summary_path, log)
+    if done is not None and done.get("complete"):
         log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
-        return read_json(summary_path, "summary")
+        return done
     info = load_dataset_info(config.dataset, env_id=config.env)
     check_workdir(workdir, config, write=main)  # the dataset loads: the workdir is claimed
     programs: List[Tuple[str, ExperimentConfig, Optional[Tuple[float, Dict]]]] = []
@@ -233,7 +238,7 @@ def _run_program(config: ExperimentConfig, log: Callable[[str], None] = print,
     if not main:
         log = lambda _m: None  # noqa: E731
     workdir = config.workdir
-    os.makedirs(workdir, exist_ok=True)
+    prepare_workdir(workdir)
     lock = claim_workdir(workdir) if main else None
     try:
         return _train_program(config, log, stop_at, main, multi, logs, stop)
@@ -257,6 +262,17 @@ def claim_workdir(workdir: str):
     return lock
 
 
+def _read_summary(path: str, log) -> Optional[Dict]:
+    """``summary.json``, or None if absent or unreadable (then it is rebuilt from the checkpoints)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return read_json(path, "summary")
+    except ValueError as e:
+        log(f"warning: {e}; rebuilding it from the checkpoints")
+        return None
+
+
 def _identity(config: ExperimentConfig) -> Dict:
     """What a checkpoint must have been trained for to be resumed by ``config``."""
     return comparable_config(config.to_dict())
@@ -272,11 +288,10 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
     workdir = config.workdir
     check_workdir(workdir, config, write=False)  # refuse another experiment before any work
     summary_path = os.path.join(workdir, "summary.json")
-    if os.path.exists(summary_path):
-        done = read_json(summary_path, "summary")
-        if done.get("complete"):
-            log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
-            return done
+    done = _read_summary(summary_path, log)
+    if done is not None and done.get("complete"):
+        log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
+        return done
 
     transitions, info = load_dataset(config.dataset, env_id=config.env)
     env_id = config.env or info.env_id

@@ -119,13 +119,21 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
         raise ValueError("--workdir is empty")
     if len(workdirs) > 1 and not out_dir:
         raise ValueError("--out is required when --workdir lists several workdirs")
+    for w in workdirs:
+        if not os.path.isdir(w):
+            raise ValueError(f"--workdir={w} does not exist (or is not a folder)")
     out_dir = out_dir or os.path.join(workdirs[0], "report")
-    os.makedirs(out_dir, exist_ok=True)
-    data = load_many(workdirs, log)
+    data = load_many(workdirs, log)  # everything is read and checked before anything is created
     workdir = data["workdir"]
     rows = data["rows"]
     if not rows:
         raise ValueError(f"{workdir} has no evaluations to report (finished runs with --eval_episodes > 0)")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out={out_dir} is a file, not a folder")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out={out_dir} cannot be created ({e.strerror or e})") from None
     pngs = plot_curves(rows, out_dir) + plot_final_vs_sparsity(rows, out_dir) + plot_score_vs_weights(rows, out_dir)
     pngs += plot_layers(data["layers"], out_dir, layer_sparsity, log)
     pngs += plot_storage(data["sizes"], out_dir)

@@ -50,6 +50,24 @@ def provenance(info) -> Dict:
     } | ({"processes": jax.process_count()} if jax.process_count() > 1 else {})
 
 
+def prepare_workdir(workdir: str) -> None:
+    """Create ``workdir`` (and its parents) and check it can be written, or ``ValueError`` in one line.
+
+    Called before any work: a path that is a file, lies under a file, or sits on a read-only or
+    special file system (``/sys``) is refused by name, not with a traceback hours later.
+    """
+    import tempfile
+
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ValueError(f"--workdir={workdir} is a file, not a folder; give a folder path")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=workdir):
+            pass
+    except OSError as e:
+        raise ValueError(f"--workdir={workdir} cannot be created or written ({e.strerror or e})") from None
+
+
 def comparable_config(d: Dict) -> Dict:
     """A config dict as compared on resume: the workdir path itself is left out (a moved
     workdir still resumes) and pruning options are in their canonical form, remedy options

@@ -229,7 +229,7 @@ def test_labels_and_validation():
             PruneConfig(**bad)
     p = PruneConfig.for_pruner("random", prune_iterations=3, allocation="erk")
     assert p.label == "random+erk"
-    assert PruneConfig.for_pruner("none", allocation="erk", warmup_steps=5).label == "none"
+    assert PruneConfig.for_pruner("none", allocation="erk", warmup_steps=5).label == "dense"
 
 
 def test_fan_in_rescale_restores_dense_preactivation_variance():
@@ -267,7 +267,7 @@ def test_rescale_init_in_agent_init_label_and_zeros():
         np.testing.assert_allclose(k_resc, k_plain * np.sqrt(m.shape[0] / np.maximum(kept, 1)), rtol=1e-5)
         np.testing.assert_array_equal(np.asarray(leaves["bias"]), np.asarray(resc.params["vae"][layer]["bias"]))
     assert PruneConfig("random", allocation="erk", rescale_init=True).label == "random+erk+rescale"
-    assert PruneConfig.for_pruner("none", rescale_init=True).label == "none"
+    assert PruneConfig.for_pruner("none", rescale_init=True).label == "dense"
 
 
 def test_erk_random_preset_flag():

@@ -132,15 +132,23 @@ def load_minari(dataset_id: str, download: bool = True) -> Tuple[Transitions, Da
 
     Looks in the local cache (``MINARI_DATASETS_PATH``) first and downloads only if absent.
     """
-    dataset = _open_dataset(dataset_id, download=download)
-    storage = dataset.storage
-    obs_dim = box_dim(dataset.observation_space, "observation", f"Minari dataset {dataset_id!r}")
-    act_dim = box_dim(dataset.action_space, "action", f"Minari dataset {dataset_id!r}")
+    try:
+        dataset = _open_dataset(dataset_id, download=download)
+        storage = dataset.storage
+        obs_dim = box_dim(dataset.observation_space, "observation", f"Minari dataset {dataset_id!r}")
+        act_dim = box_dim(dataset.action_space, "action", f"Minari dataset {dataset_id!r}")
 
-    # storage.get_episodes reads each episode's arrays straight from disk (no EpisodeData wrapper).
-    t, num_episodes = transitions_from_episodes(
-        storage.get_episodes(dataset.episode_indices), obs_dim, act_dim, dataset_id
-    )
+        # storage.get_episodes reads each episode's arrays straight from disk (no EpisodeData wrapper).
+        t, num_episodes = transitions_from_episodes(
+            storage.get_episodes(dataset.episode_indices), obs_dim, act_dim, dataset_id
+        )
+    except (OSError, KeyError, RuntimeError) as e:  # h5py on a truncated or damaged main_data.hdf5
+        from minari.storage.datasets_root_dir import get_dataset_path
+
+        where = get_dataset_path(dataset_id) / "data" / "main_data.hdf5"
+        msg = f"{type(e).__name__}: {e}".splitlines()[0]
+        raise ValueError(f"Minari dataset {dataset_id!r}: {where} is unreadable, truncated or damaged ({msg}); "
+                         "delete the dataset's folder and download it again") from None
     validate_transitions(t, dataset_id)
 
     env_id = _env_id(dataset)

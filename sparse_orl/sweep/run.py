@@ -69,6 +69,18 @@ def _claim(p: Program, lock: FileLock, log: Log) -> int:
     return _RUN
 
 
+def _check_datasets(programs, log: Log) -> None:
+    """Load every dataset this shard trains on once, before any training: a bad id or a damaged file
+    stops the sweep now, with one line naming it, not hours later at its first program."""
+    from sparse_orl.data import load_dataset_info
+
+    for dataset, env in dict.fromkeys((p.config.dataset, p.config.env) for p in programs):
+        try:
+            load_dataset_info(dataset, env_id=env)
+        except (ValueError, FileNotFoundError) as e:
+            raise ValueError(f"--datasets: {e}") from None
+
+
 def run_sweep(sweep: SweepConfig, num_shards: int = 1, shard_index: int = 0, log: Log = print,
               dry_run: bool = False, estimate: bool = True) -> Dict:
     """Run this shard's programs (or, with ``dry_run``, print the plan). Returns what happened:
@@ -87,6 +99,7 @@ def run_sweep(sweep: SweepConfig, num_shards: int = 1, shard_index: int = 0, log
     if not main:
         log = _silent
     check_sweep_workdir(sweep, write=main)
+    _check_datasets(mine, log)
     total_runs = sum(p.num_runs for p in programs)
     log(f"sweep {sweep.workdir}: {len(programs)} program(s), {total_runs} runs; shard {shard_index}/{num_shards} "
         f"has {len(mine)}")
