@@ -24,6 +24,7 @@ from launch import common
 from sparse_orl import sweep as sweep_lib
 from sparse_orl.checkpoint import CheckpointError
 from sparse_orl.algos import ALGORITHMS
+from sparse_orl.interrupts import Interrupted
 
 FLAGS = flags.FLAGS
 common.define_agent_flags()
@@ -104,8 +105,18 @@ def main(argv):
                         f"{' '.join(shlex.quote(a) for a in sys.argv[1:])}\n")
         sweep_lib.run_sweep(sweep, num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index,
                             log=lambda m: print(m, flush=True), dry_run=FLAGS.dry_run)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
+    except Interrupted as e:  # the running program checkpointed; the same command resumes the sweep
+        sys.exit(e.exit_code)
+    except (ValueError, FileNotFoundError) as e:
         common.fail(str(e))
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        print(f"error: I/O failure in {getattr(e, 'filename', None) or FLAGS.workdir}: {e.strerror or e}; "
+              "finished programs and checkpoints are intact: fix the cause and run the same command to resume",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
             ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97 if title else 1))  # room for the title above the panels
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -331,6 +331,11 @@ def experiment_config(opts, warn=None):
         raise ValueError(f"--log_every_s must be positive, got {opts.log_every_s}")
     if opts.wandb_mode != "online" and not opts.wandb_project:
         raise ValueError("--wandb_mode needs --wandb_project")
+    if opts.wandb_project:
+        import importlib.util
+
+        if importlib.util.find_spec("wandb") is None:
+            raise ValueError("--wandb_project needs the wandb package: pip install wandb (or leave it out)")
     config = ExperimentConfig(
         dataset=opts.dataset,
         workdir=opts.workdir,

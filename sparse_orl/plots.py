@@ -157,8 +157,10 @@ def plot_final_vs_sparsity(rows: Sequence[Dict], out_dir: str) -> List[str]:
     finals = final_scores(rows)
     for algo, name, dataset in groups(rows):
         g = {k: v for k, v in finals.items() if k[:3] == (algo, name, dataset)}
-        fig, ax = plt.subplots(figsize=(7, 4.4))
         levels = sorted({k[4] for k in g if k[3] != "dense"})
+        if not levels:  # dense only: nothing to draw against sparsity
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.4))
         steps = max(r["step"] for r in rows if (r["algo"], r["algo_name"], r["dataset"]) == (algo, name, dataset))
         dense = [v for k, v in g.items() if k[3] == "dense"]
         if dense:
@@ -291,6 +293,8 @@ def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
     value = lambda r: r["normalized_score"] if r["normalized_score"] is not None else r["return"]  # noqa: E731
     for algo, name, dataset in sorted({k[:3] for k in last}):
         sub = [r for k, r in last.items() if k[:3] == (algo, name, dataset)]
+        if all(r["pruner"] == "dense" for r in sub):
+            continue
         fig, ax = plt.subplots(figsize=(7, 4.4))
         steps = max(r["step"] for r in sub)
         colors = iter(PALETTE)

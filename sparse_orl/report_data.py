@@ -70,6 +70,11 @@ def _program_dirs(workdir: str, log: Log) -> Tuple[str, List[Tuple[str, str, Dic
     return "single", [(os.path.basename(os.path.abspath(workdir)), workdir, summary)], [], info
 
 
+def _is_dense(run: Dict) -> bool:
+    """The dense run: sparsity 0 (older workdirs named it "none", or after its pruner)."""
+    return float(run["sparsity"]) == 0.0 or run.get("pruner") in ("none", "dense")
+
+
 def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
     """Everything the figures and tables need, from summaries and final params."""
     kind, programs, unfinished, info = _program_dirs(workdir, log)
@@ -83,8 +88,8 @@ def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
         diverged += d
         ident = dict(algo_ident(summary), dataset=summary["config"]["dataset"])
         for run in summary["runs"]:
-            if run.get("status") == "diverged" or run["pruner"] == "narrow":  # narrow: dense, no masks to show
-                continue
+            if run.get("status") == "diverged" or run["pruner"] == "narrow" or _is_dense(run):
+                continue  # narrow and dense: no masks to show
             for net, rep in run.get("masks", {}).items():
                 for layer, v in rep["layers"].items():
                     layers.append(dict(ident, pruner=run["pruner"], sparsity=float(run["sparsity"]),
@@ -105,7 +110,8 @@ def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
             for run in runs:
                 for net, row in size_table(run["params"], run["masks"]).items():
                     row = dict(row, actual_sparsity=row.pop("sparsity"))
-                    size_rows.append(dict(ident, pruner=run["pruner"], sparsity=float(run["sparsity"]),
+                    size_rows.append(dict(ident, pruner="dense" if _is_dense(run) else run["pruner"],
+                                          sparsity=float(run["sparsity"]),
                                           seed=run["seed"], net=net, **row))
     return {"kind": kind, "workdir": workdir, "rows": rows, "diverged": diverged, "layers": layers,
             "sizes": size_rows, "unfinished": unfinished, "info": info}

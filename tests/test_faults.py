@@ -203,3 +203,25 @@ def test_launch_report_creates_nothing_when_it_fails(tmp_path):
         assert p.returncode == 2 and p.stderr.startswith("error: "), p.stderr
     assert not os.path.exists(tmp_path / "missing")
     assert os.listdir(tmp_path / "empty") == []
+
+
+def _read_only_dir(tmp_path):
+    """A folder that cannot be written: mode 0555 as a non-root user, a read-only tmpfs as root."""
+    path = tmp_path / "ro"
+    path.mkdir()
+    if os.geteuid() != 0:
+        os.chmod(path, 0o555)
+        return path, lambda: os.chmod(path, 0o755)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("running as root without permission to mount a read-only tmpfs")
+    return path, lambda: subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def test_read_only_workdir_is_refused_in_one_line_before_any_work(tmp_path):
+    path, undo = _read_only_dir(tmp_path)
+    try:
+        for wd in (path, path / "sub"):
+            with pytest.raises(ValueError, match=r"--workdir=.*ro.* cannot be created or written \((Read-only|Permission)"):
+                run_experiment(_cfg(tmp_path, workdir=str(wd)), log=_quiet)
+    finally:
+        undo()

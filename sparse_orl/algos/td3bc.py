@@ -36,6 +36,7 @@ class TD3BCConfig(AlgoConfig):
     """Hyperparameters of TD3+BC; defaults are the authors'."""
 
     algo: ClassVar[str] = "td3bc"
+    display_name: ClassVar[str] = "TD3+BC"
     actor_hidden: Tuple[int, ...] = field((256, 256), "Actor hidden sizes.")
     critic_hidden: Tuple[int, ...] = field((256, 256), "Critic (each Q-network) hidden sizes.")
     lr: float = field(3e-4, "Adam learning rate of actor and critic.")
