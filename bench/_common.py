@@ -23,11 +23,20 @@ ALGOS: Dict[str, Tuple[str, Dict]] = {
     "bcq": ("bcq", {}),
     "bc": ("bc", {}),
     "bc_vae": ("bc", {"vae_only": True}),
+    "td3bc": ("td3bc", {}),
+    "iql": ("iql", {}),
 }
+# algorithms that keep their own (the authors') network sizes and batch in the benchmarks
+OWN_SIZES = {"td3bc": ((256, 256), 256), "iql": ((256, 256), 256)}
 
 ACTOR_HIDDEN = (400, 300)
 CRITIC_HIDDEN = (400, 300)
 VAE_HIDDEN = (750, 750)
+
+
+def batch_of(algo: str, default: int) -> int:
+    """The benchmark batch of ``algo``: the authors' 256 for TD3+BC / IQL, else ``default``."""
+    return OWN_SIZES[algo][1] if algo in OWN_SIZES else default
 
 
 # ---- the hand FLOP count -----------------------------------------------------------------
@@ -76,6 +85,8 @@ def step_flops(algo: str, obs_dim: int, act_dim: int, batch: int = 100, n_sample
     ``avoidable`` is what plain PyTorch code (sfujim/BCQ) also computes: the
     decoder backward in the actor update and Q1's weight gradients there.
     """
+    if algo in OWN_SIZES:
+        return _td3bc_iql_flops(algo, obs_dim, act_dim, batch, OWN_SIZES[algo][0])
     lat = latent_dim or 2 * act_dim
     B, NB = batch, n_samples * batch
     enc = _mlp_layers(obs_dim + act_dim, vae_hidden, 2 * lat)  # mean and log_std heads as one
@@ -95,6 +106,37 @@ def step_flops(algo: str, obs_dim: int, act_dim: int, batch: int = 100, n_sample
         avoidable = 0
     out["total"] = sum(out.values())
     out["avoidable_in_plain_pytorch"] = avoidable
+    return out
+
+
+def _td3bc_iql_flops(algo: str, obs_dim: int, act_dim: int, batch: int, hidden) -> Dict[str, int]:
+    """Dense matmul FLOPs of one TD3+BC or IQL step (same rules as :func:`step_flops`).
+
+    TD3+BC (policy delay 2, so the actor part counts half): ``target`` = target actor + target Q1, Q2
+    forward on B next states; ``critic`` = Q1, Q2 forward + weight + input gradients (but the first
+    layer's); ``actor`` = (actor forward + weight and input gradients + Q1 forward + input gradients
+    down to the action columns) / 2.
+    IQL: ``value`` = target Q1, Q2 forward on B, V forward + weight + input gradients; ``actor`` = V
+    forward on B (the updated V) + actor forward + weight and input gradients (the state-independent
+    log_std has no matmul); ``critic`` = V(s') forward + Q1, Q2 forward + weight + input gradients.
+    """
+    B = batch
+    actor = _mlp_layers(obs_dim, hidden, act_dim)
+    q = _mlp_layers(obs_dim + act_dim, hidden, 1)
+    v = _mlp_layers(obs_dim, hidden, 1)
+    crit = 2 * (_fwd(B, q) + _wgrad(B, q) + _igrad(B, q, 0))
+    out = {}
+    if algo == "td3bc":
+        out["target"] = _fwd(B, actor) + 2 * _fwd(B, q)
+        out["critic"] = crit
+        out["actor"] = (_fwd(B, actor) + _wgrad(B, actor) + _igrad(B, actor, 0) + _fwd(B, q)
+                        + _igrad(B, q, act_dim)) // 2
+    else:
+        out["value"] = 2 * _fwd(B, q) + _fwd(B, v) + _wgrad(B, v) + _igrad(B, v, 0)
+        out["actor"] = _fwd(B, v) + _fwd(B, actor) + _wgrad(B, actor) + _igrad(B, actor, 0)
+        out["critic"] = _fwd(B, v) + crit
+    out["total"] = sum(out.values())
+    out["avoidable_in_plain_pytorch"] = 0
     return out
 
 

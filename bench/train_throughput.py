@@ -26,7 +26,7 @@ import _common as C  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--algos", default="bcq,bc,bc_vae", help="subset of bcq,bc,bc_vae")
+    p.add_argument("--algos", default="bcq,bc,bc_vae", help="subset of bcq,bc,bc_vae,td3bc,iql (td3bc and iql: 256-256, batch 256)")
     p.add_argument("--envs", default="hopper,halfcheetah", help="subset of hopper,halfcheetah")
     p.add_argument("--runs", default="1,5,15,40", help="numbers of runs in one program")
     p.add_argument("--variants", default="dense,masked", help="subset of dense,masked")
@@ -38,7 +38,7 @@ def parse_args(argv=None):
                    help="steps per timed chunk; 'auto': about --chunk_s seconds at 50%% of peak")
     p.add_argument("--chunk_s", type=float, default=4.0, help="target seconds per chunk for --steps auto")
     p.add_argument("--repeats", type=int, default=3, help="timed chunks per variant (interleaved)")
-    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--batch", type=int, default=100, help="batch of bcq / bc (td3bc and iql use 256)")
     p.add_argument("--data_size", type=int, default=0, help="synthetic transitions (0: the dataset's size, 1M)")
     p.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll of make_train_chunk")
@@ -81,8 +81,11 @@ def make_bench_agent(env: str, algo_name: str, compute_dtype: str = "float32"):
 
     algo, extra = C.ALGOS[algo_name]
     obs_dim, act_dim, max_action, _ = C.ENVS[env]
-    cfg = make_config(algo, **extra, actor_hidden=C.ACTOR_HIDDEN, critic_hidden=C.CRITIC_HIDDEN,
-                      vae_hidden=C.VAE_HIDDEN, compute_dtype=compute_dtype)
+    if algo_name in C.OWN_SIZES:  # TD3+BC / IQL: the authors' 256-256
+        cfg = make_config(algo, **extra, compute_dtype=compute_dtype)
+    else:
+        cfg = make_config(algo, **extra, actor_hidden=C.ACTOR_HIDDEN, critic_hidden=C.CRITIC_HIDDEN,
+                          vae_hidden=C.VAE_HIDDEN, compute_dtype=compute_dtype)
     return make_algorithm(cfg, obs_dim, act_dim, max_action)
 
 
@@ -150,7 +153,8 @@ def main(argv=None):
         data = synthetic_data(env, args.data_size)
         obs_dim, act_dim, _, _ = C.ENVS[env]
         for algo in args.algos.split(","):
-            flops = C.step_flops(algo, obs_dim, act_dim, args.batch)
+            batch = C.batch_of(algo, args.batch)
+            flops = C.step_flops(algo, obs_dim, act_dim, batch)
             agent = make_bench_agent(env, algo, args.compute_dtype)
             for n in [int(x) for x in args.runs.split(",")]:
                 if args.steps == "auto":
@@ -159,7 +163,7 @@ def main(argv=None):
                     steps = int(args.steps)
                 progs = {}
                 for v, (kind, lp) in variants.items():
-                    progs[v] = Program(agent, data, n, steps, args.batch, kind, sparsity, args.unroll, lp)
+                    progs[v] = Program(agent, data, n, steps, batch, kind, sparsity, args.unroll, lp)
                 times = {v: [] for v in variants}
                 for r in range(args.repeats):  # interleaved: dense, masked, dense, masked, ...
                     order = list(variants) if r % 2 == 0 else list(variants)[::-1]
@@ -209,7 +213,7 @@ def main(argv=None):
     C.write_json(args.out, {
         "benchmark": "train_throughput", "args": vars(args), "machine": C.machine_info(), "jax": C.jax_info(),
         "load_warning": warn, "peak_fp32": peak, "peak_bf16": peak_bf16,
-        "flops_per_step": {f"{e}/{a}": C.step_flops(a, *C.ENVS[e][:2], batch=args.batch)
+        "flops_per_step": {f"{e}/{a}": C.step_flops(a, *C.ENVS[e][:2], batch=C.batch_of(a, args.batch))
                            for e in args.envs.split(",") for a in args.algos.split(",")},
         "rows": rows,
     })

@@ -1,4 +1,7 @@
-"""Ours vs plain PyTorch (and d3rlpy) on the same BCQ / BC steps, side by side and interleaved.
+"""Ours vs plain PyTorch (and d3rlpy) on the same BCQ / BC / TD3+BC / IQL steps, side by side and interleaved.
+
+TD3+BC and IQL (``--algos=td3bc,iql``): the authors' steps in plain PyTorch (``_torch_td3bc_iql``),
+256-256, batch 256, and d3rlpy's ``TD3PlusBCConfig`` / ``IQLConfig``.
 
 Ours: ``--our_runs`` (default 5) dense runs in one program (``make_train_chunk``).
 PyTorch: the BCQ step of sfujim/BCQ written plainly (``TorchBCQ`` below; BC is
@@ -151,6 +154,107 @@ def _torch_agent(obs_dim, act_dim, max_action, algo, latent_dim=None):
     return BCQ(cloning=(algo == "bc"))
 
 
+def _torch_td3bc_iql(obs_dim, act_dim, max_action, algo):
+    """The authors' steps written plainly in PyTorch: sfujim/TD3_BC ``TD3_BC.train`` and IQL
+    (ikostrikov/implicit_q_learning ``learner.update``: value, actor, critic, target), 256-256, Adam 3e-4."""
+    import copy
+
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    def mlp(d_in, d_out):
+        return nn.Sequential(nn.Linear(d_in, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, d_out))
+
+    class Twin(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q1, self.q2 = mlp(obs_dim + act_dim, 1), mlp(obs_dim + act_dim, 1)
+
+        def forward(self, s, a):
+            sa = torch.cat([s, a], 1)
+            return self.q1(sa), self.q2(sa)
+
+    class TD3BC:
+        def __init__(self):
+            self.actor = mlp(obs_dim, act_dim)
+            self.actor_target = copy.deepcopy(self.actor)
+            self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=3e-4)
+            self.critic = Twin()
+            self.critic_target = copy.deepcopy(self.critic)
+            self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=3e-4)
+            self.it = 0
+
+        def pi(self, net, s):
+            return max_action * torch.tanh(net(s))
+
+        def train(self, s, a, s2, r, nd):
+            self.it += 1
+            with torch.no_grad():
+                noise = (torch.randn_like(a) * 0.2).clamp(-0.5, 0.5)
+                a2 = (self.pi(self.actor_target, s2) + noise).clamp(-max_action, max_action)
+                t1, t2 = self.critic_target(s2, a2)
+                y = r + nd * 0.99 * torch.min(t1, t2)
+            q1, q2 = self.critic(s, a)
+            loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+            self.critic_opt.zero_grad()
+            loss.backward()
+            self.critic_opt.step()
+            if self.it % 2 == 0:
+                pi = self.pi(self.actor, s)
+                q = self.critic.q1(torch.cat([s, pi], 1))
+                lmbda = 2.5 / q.abs().mean().detach()
+                actor_loss = -lmbda * q.mean() + F.mse_loss(pi, a)
+                self.actor_opt.zero_grad()
+                actor_loss.backward()
+                self.actor_opt.step()
+                with torch.no_grad():
+                    for net, tgt in ((self.critic, self.critic_target), (self.actor, self.actor_target)):
+                        for p, tp in zip(net.parameters(), tgt.parameters()):
+                            tp.mul_(0.995).add_(0.005 * p)
+
+    class IQL:
+        def __init__(self):
+            self.value = mlp(obs_dim, 1)
+            self.value_opt = torch.optim.Adam(self.value.parameters(), lr=3e-4)
+            self.actor = mlp(obs_dim, act_dim)
+            self.log_std = nn.Parameter(torch.zeros(act_dim))
+            self.actor_opt = torch.optim.Adam(list(self.actor.parameters()) + [self.log_std], lr=3e-4)
+            self.critic = Twin()
+            self.critic_target = copy.deepcopy(self.critic)
+            self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=3e-4)
+
+        def train(self, s, a, s2, r, nd):
+            with torch.no_grad():
+                t1, t2 = self.critic_target(s, a)
+                q = torch.min(t1, t2)
+            u = q - self.value(s)
+            v_loss = (torch.abs(0.7 - (u < 0).float()) * u ** 2).mean()
+            self.value_opt.zero_grad()
+            v_loss.backward()
+            self.value_opt.step()
+            with torch.no_grad():
+                w = torch.exp(3.0 * (q - self.value(s))).clamp(max=100.0)
+            mean = torch.tanh(self.actor(s))
+            dist = torch.distributions.Normal(mean, self.log_std.clamp(-5, 2).exp())
+            actor_loss = -(w * dist.log_prob(a).sum(-1, keepdim=True)).mean()
+            self.actor_opt.zero_grad()
+            actor_loss.backward()
+            self.actor_opt.step()
+            with torch.no_grad():
+                y = r + 0.99 * nd * self.value(s2)
+            q1, q2 = self.critic(s, a)
+            c_loss = ((q1 - y) ** 2 + (q2 - y) ** 2).mean()
+            self.critic_opt.zero_grad()
+            c_loss.backward()
+            self.critic_opt.step()
+            with torch.no_grad():
+                for p, tp in zip(self.critic.parameters(), self.critic_target.parameters()):
+                    tp.mul_(0.995).add_(0.005 * p)
+
+    return TD3BC() if algo == "td3bc" else IQL()
+
+
 def _torch_worker(args):
     """Persistent worker: build, warm up, print READY; then 'run SECONDS' -> one JSON line."""
     import numpy as np
@@ -163,7 +267,8 @@ def _torch_worker(args):
     g = torch.Generator().manual_seed(args.seed)
 
     if args.worker == "torch":
-        agent = _torch_agent(obs_dim, act_dim, max_action, args.algo)
+        agent = (_torch_td3bc_iql(obs_dim, act_dim, max_action, args.algo) if args.algo in C.OWN_SIZES
+                 else _torch_agent(obs_dim, act_dim, max_action, args.algo))
         S = torch.randn(n, obs_dim, generator=g)
         A = torch.rand(n, act_dim, generator=g) * 2 * max_action - max_action
         R = torch.randn(n, 1, generator=g)
@@ -186,12 +291,20 @@ def _torch_worker(args):
             observations=rng.standard_normal((n, obs_dim)).astype(np.float32),
             actions=rng.uniform(-max_action, max_action, (n, act_dim)).astype(np.float32),
             rewards=rng.standard_normal(n).astype(np.float32), terminals=terminals, timeouts=timeouts)
-        algo = d3rlpy.algos.BCQConfig(
-            batch_size=args.batch, actor_encoder_factory=VectorEncoderFactory([400, 300]),
-            critic_encoder_factory=VectorEncoderFactory([400, 300]),
-            imitator_encoder_factory=VectorEncoderFactory([750, 750]), n_action_samples=10, n_critics=2,
-            tau=0.005, lam=0.75, action_flexibility=0.05, beta=0.5,
-        ).create(device="cpu:0")
+        if args.algo == "td3bc":
+            algo = d3rlpy.algos.TD3PlusBCConfig(batch_size=args.batch, alpha=2.5, update_actor_interval=2,
+                                                actor_learning_rate=3e-4, critic_learning_rate=3e-4
+                                                ).create(device="cpu:0")
+        elif args.algo == "iql":
+            algo = d3rlpy.algos.IQLConfig(batch_size=args.batch, expectile=0.7, weight_temp=3.0, max_weight=100.0,
+                                          actor_learning_rate=3e-4, critic_learning_rate=3e-4).create(device="cpu:0")
+        else:
+            algo = d3rlpy.algos.BCQConfig(
+                batch_size=args.batch, actor_encoder_factory=VectorEncoderFactory([400, 300]),
+                critic_encoder_factory=VectorEncoderFactory([400, 300]),
+                imitator_encoder_factory=VectorEncoderFactory([750, 750]), n_action_samples=10, n_critics=2,
+                tau=0.005, lam=0.75, action_flexibility=0.05, beta=0.5,
+            ).create(device="cpu:0")
         algo.build_with_dataset(ds)
 
         def step():
@@ -228,10 +341,10 @@ def _has(python, module):
 
 def find_python(given, candidates, module):
     if given:
-        return given if _has(given, module) else None
+        return os.path.abspath(given) if _has(given, module) else None
     for c in candidates:
         if os.path.exists(c) and _has(c, module):
-            return c
+            return os.path.abspath(c)  # the workers run in /tmp
     return None
 
 
@@ -285,7 +398,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--algo", default="bcq", help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=int, default=10, help="warmup steps of each PyTorch / d3rlpy worker")
-    p.add_argument("--algos", default="bcq,bc", help="subset of bcq,bc")
+    p.add_argument("--algos", default=None, help="(default bcq,bc; --quick: bcq) "
+                   "subset of bcq,bc,td3bc,iql (td3bc / iql: the authors' "
+                   "256-256 and batch 256)")
     p.add_argument("--env", default="halfcheetah", choices=tuple(C.ENVS))
     p.add_argument("--our_runs", type=int, default=5, help="runs in our one program")
     p.add_argument("--chunk_s", type=float, default=8.0, help="seconds per timed piece")
@@ -303,8 +418,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default="", help="write results as JSON here")
     a = p.parse_args(argv)
     if a.quick:
-        a.algos, a.chunk_s, a.repeats, a.warmup, a.peak_n = "bcq", 2.0, 1, 3, 1024
+        a.algos, a.chunk_s, a.repeats, a.warmup, a.peak_n = a.algos or "bcq", 2.0, 1, 3, 1024
         a.data_size, a.d3rlpy_data_size = a.data_size or 20_000, min(a.d3rlpy_data_size, 20_000)
+    a.algos = a.algos or "bcq,bc"
     return a
 
 
@@ -332,12 +448,13 @@ def main(argv=None):
     data = synthetic_data(args.env, args.data_size)
     results = []
     for algo in args.algos.split(","):
-        flops = C.step_flops(algo, obs_dim, act_dim, args.batch)
+        batch = C.batch_of(algo, args.batch)
+        flops = C.step_flops(algo, obs_dim, act_dim, batch)
         agent = make_bench_agent(args.env, algo, args.compute_dtype)
         n = args.our_runs
         # chunks of ~1 s (at 50% of peak), called back to back for ~chunk_s seconds per timed piece
         steps = max(3, int(1.0 * 0.5 * peak["gflops_best"] * 1e9 / (flops["total"] * n)))
-        prog = Program(agent, data, n, steps, args.batch, "dense", 0.0)
+        prog = Program(agent, data, n, steps, batch, "dense", 0.0)
 
         def ours_rate():
             t0, calls = time.perf_counter(), 0
@@ -349,12 +466,12 @@ def main(argv=None):
                     return n * steps * calls / el
         print(f"[{algo}] ours: {n} runs x {steps} steps per chunk (compile {prog.compile_s:.1f}s); starting workers",
               flush=True)
-        common = dict(algo=algo, env=args.env, data_size=args.data_size, batch=args.batch, warmup=args.warmup)
+        common = dict(algo=algo, env=args.env, data_size=args.data_size, batch=batch, warmup=args.warmup)
         contenders = {
             "torch 1p x 2t": [Worker(torch_py, "torch", threads=2, seed=0, **common)],
             "torch 2p x 1t": [Worker(torch_py, "torch", threads=1, seed=s, **common) for s in (1, 2)],
         }
-        if d3_py and algo == "bcq":
+        if d3_py and algo in ("bcq", "td3bc", "iql"):
             try:
                 contenders["d3rlpy 1p x 2t"] = [Worker(d3_py, "d3rlpy", threads=2, seed=0,
                                                        **dict(common, data_size=args.d3rlpy_data_size))]

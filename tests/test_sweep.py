@@ -233,3 +233,16 @@ def test_program_folders_named_by_an_older_hash_are_found(killed_and_straight, t
     assert sorted(out["done"]) == sorted(names) and out["ran"] == []
     strip = lambda rows: [{k: v for k, v in r.items() if k != "program"} for r in rows]  # noqa: E731
     assert strip(sw.load_results(str(wd))) == strip(sw.load_results(str(k_straight)))
+
+
+def test_dry_run_estimates_a_dataset_that_is_not_on_disk_and_names_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty"))
+    sweep = _sweep(tmp_path / "sw", datasets=("mujoco/hopper/expert-v0",), agents=(BCConfig(vae_only=True, **TINY),),
+                   prunes=(PruneConfig("none"), PruneConfig("erk_random")), sparsities=(0.95,), seeds=(0,))
+    lines = []
+    sw.run_sweep(sweep, dry_run=True, log=lines.append)
+    text = "\n".join(lines)
+    assert "datasets not on disk: mujoco/hopper/expert-v0" in text
+    assert "MISSING DATASETS (not on disk; estimated from their environments' spaces): mujoco/hopper/expert-v0" in text
+    assert "steps/s per run measured" in text
+    assert not os.path.exists(tmp_path / "sw" / "sweep.json")  # a dry run writes nothing
