@@ -90,6 +90,14 @@ def _sparsity_axis(ax, levels: Sequence[float]) -> None:
     ax.set_xlabel("sparsity (share of weights removed" + ("; logit scale)" if logit else ")"))
 
 
+def _count(n: float) -> str:
+    """10739 -> "10.7k", 1186500 -> "1.19M"."""
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.0f}"
+
+
 def _log_y(ax) -> None:
     """A log y axis with labelled ticks at 1, 2, 5 x 10^k: readable even inside one decade."""
     from matplotlib.ticker import LogLocator, FuncFormatter
@@ -300,6 +308,7 @@ def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
         colors = iter(PALETTE)
         markers = iter("os^vP*Xh")
         pruners = sorted({r["pruner"] for r in sub}, key=lambda p: (p == "dense", p == "narrow", p))
+        counts = sorted({float(r["weights_kept"]) for r in sub})
         for j, pruner in enumerate(pruners):
             pts = collections.defaultdict(list)
             for r in sub:
@@ -323,6 +332,12 @@ def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
             ax.errorbar(xs[order], mean[order], yerr=sd[order], fmt="none", ecolor=line.get_color(), capsize=3, lw=1)
             ax.fill_between(xs[order], (mean - sd)[order], (mean + sd)[order], color=line.get_color(), alpha=0.12, lw=0)
         ax.set_xscale("log")
+        if counts[-1] / counts[0] < 10:  # within a decade: label the counts themselves, not 1.02x10^4 ...
+            ticks = [c for i, c in enumerate(counts) if i == 0 or c / counts[i - 1] > 1.15]
+            ax.set_xticks(ticks, [_count(c) for c in ticks])
+            ax.minorticks_off()
+            lo, hi = counts[0], counts[-1]
+            ax.set_xlim(lo / 1.15, hi * 1.15)
         ax.set_xlabel("kernel weights trained (all networks, log scale)")
         ax.set_ylabel(score_label(sub) + f"\nafter {steps:,} steps")
         ax.grid(alpha=0.3, which="both")
