@@ -246,3 +246,12 @@ def test_dry_run_estimates_a_dataset_that_is_not_on_disk_and_names_it(tmp_path, 
     assert "MISSING DATASETS (not on disk; estimated from their environments' spaces): mujoco/hopper/expert-v0" in text
     assert "steps/s per run measured" in text
     assert not os.path.exists(tmp_path / "sw" / "sweep.json")  # a dry run writes nothing
+
+
+def test_a_bad_dataset_stops_the_sweep_before_anything_trains(tiny_minari_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_minari_root))
+    sweep = _sweep(tmp_path / "sw", datasets=(TINY_ID, "test/hopper/typo-v0"), agents=(BCConfig(vae_only=True, **TINY),),
+                   prunes=(PruneConfig("none"),), seeds=(0,), eval_episodes=0)
+    with pytest.raises(ValueError, match=r"--datasets: .*typo-v0"):
+        sw.run_sweep(sweep, log=lambda m: None)
+    assert not glob.glob(str(tmp_path / "sw" / "programs" / "*" / "checkpoints" / "*"))

@@ -69,12 +69,24 @@ def _claim(p: Program, lock: FileLock, log: Log) -> int:
     return _RUN
 
 
-def _check_datasets(programs, log: Log) -> None:
-    """Load every dataset this shard trains on once, before any training: a bad id or a damaged file
-    stops the sweep now, with one line naming it, not hours later at its first program."""
+def _check_datasets(programs, sweep_workdir: str, log: Log) -> None:
+    """Load every dataset this shard will train on once, before any training: a bad id or a damaged
+    file stops the sweep now, with one line naming it, not hours later at its first program.
+    Finished programs are left out, and (one process) so are programs another job holds the lock of:
+    that job trains them."""
     from sparse_orl.data import load_dataset_info
 
-    for dataset, env in dict.fromkeys((p.config.dataset, p.config.env) for p in programs):
+    todo = []
+    for p in programs:
+        if program_status(p) == "done":
+            continue
+        if jax.process_count() == 1:
+            lock = program_lock(sweep_workdir, p.name)
+            if not lock.acquire():
+                continue
+            lock.release()
+        todo.append(p)
+    for dataset, env in dict.fromkeys((p.config.dataset, p.config.env) for p in todo):
         try:
             load_dataset_info(dataset, env_id=env)
         except (ValueError, FileNotFoundError) as e:
@@ -99,7 +111,7 @@ def run_sweep(sweep: SweepConfig, num_shards: int = 1, shard_index: int = 0, log
     if not main:
         log = _silent
     check_sweep_workdir(sweep, write=main)
-    _check_datasets(mine, log)
+    _check_datasets(mine, sweep.workdir, log)
     total_runs = sum(p.num_runs for p in programs)
     log(f"sweep {sweep.workdir}: {len(programs)} program(s), {total_runs} runs; shard {shard_index}/{num_shards} "
         f"has {len(mine)}")
