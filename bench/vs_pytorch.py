@@ -348,6 +348,11 @@ def find_python(given, candidates, module):
     return None
 
 
+def _rel(path):
+    """A python's path as recorded in results: relative to the repository root (no machine paths)."""
+    return None if path is None else os.path.relpath(path, os.path.dirname(HERE))
+
+
 class Worker:
     def __init__(self, python, kind, algo, env, threads, data_size, batch, warmup, seed):
         env_vars = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
@@ -512,7 +517,7 @@ def main(argv=None):
                             ("pct_peak", "% peak", ".0f"), ("ratio_ours_over", "ours/this", ".2f")]))
     C.write_json(args.out, {"benchmark": "vs_pytorch", "args": vars(args), "machine": C.machine_info(),
                             "jax": C.jax_info(), "load_warning": warn, "peak_fp32": peak,
-                            "torch_python": torch_py, "d3rlpy_python": d3_py, "rows": results})
+                            "torch_python": _rel(torch_py), "d3rlpy_python": _rel(d3_py), "rows": results})
 
 
 if __name__ == "__main__":

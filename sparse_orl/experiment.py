@@ -22,7 +22,6 @@ of devices.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -32,98 +31,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparse_orl import pruning
-from sparse_orl.algos import AlgoConfig, BCQConfig, make_algorithm
+from sparse_orl.algos import make_algorithm
 from sparse_orl.checkpoint import Checkpointer, abstract_like, save_final
 from sparse_orl.config import PruneConfig
 from sparse_orl.data import check_env_spaces, load_dataset, normalized_score, obs_stats, to_device
-from sparse_orl.io_utils import atomic_write_json, read_json
+from sparse_orl.io_utils import atomic_write_json
 from sparse_orl.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding, to_global, to_host
 from sparse_orl.training import init_runs, make_act_fn, make_train_chunk, take_runs
-from sparse_orl.workdir import (check_workdir, comparable_config, prepare_workdir, provenance,  # noqa: F401
-                               score_reference)
-
-
-@dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
-    """Everything one ``launch.train`` job needs. Built from flags in ``launch/`` only."""
-
-    dataset: str
-    workdir: str
-    agent: AlgoConfig = BCQConfig()
-    prunes: Tuple[PruneConfig, ...] = (PruneConfig("none"),)  # pruning methods trained side by side
-    seeds: Tuple[int, ...] = (0,)
-    sparsities: Tuple[float, ...] = (0.0,)
-    steps: int = 1_000_000
-    batch_size: int = 100
-    eval_every: int = 5000
-    eval_episodes: int = 10
-    checkpoint_every: int = 10000
-    env: Optional[str] = None
-    eval_max_episode_steps: Optional[int] = None  # None: the env's own limit (1000 for MuJoCo)
-
-    def validate(self) -> None:
-        if not self.seeds:
-            raise ValueError("--seeds is empty: give at least one seed, e.g. --seeds=0,1,2")
-        if len(set(self.seeds)) != len(self.seeds) or any(int(s) < 0 for s in self.seeds):
-            raise ValueError(f"--seeds must be distinct non-negative integers, got {list(self.seeds)}")
-        if not self.sparsities:
-            raise ValueError("--sparsity is empty: give at least one level in [0, 1)")
-        for s in self.sparsities:
-            pruning.check_sparsity(s, "--sparsity")
-        if len(set(self.sparsities)) != len(self.sparsities):
-            raise ValueError(f"--sparsity has repeated levels: {list(self.sparsities)}")
-        if not self.prunes:
-            raise ValueError("--pruner is empty: give at least one pruning method")
-        labels = [p.label for p in self.prunes]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"--pruner has repeated methods: {labels}")
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
-        if self.eval_episodes < 0:
-            raise ValueError(f"--eval_episodes must be >= 0, got {self.eval_episodes}")
-        if self.eval_max_episode_steps is not None and self.eval_max_episode_steps < 1:
-            raise ValueError(f"--eval_max_episode_steps must be >= 1 (or left out for the env's own limit), "
-                             f"got {self.eval_max_episode_steps}")
-
-    @property
-    def runs(self) -> List[Tuple[int, int, float]]:
-        """(method index, seed, sparsity) of every run.
-
-        A run at sparsity 0 is the dense network whatever its method: one per seed, from the
-        dense method if one is listed, else from the first method given level 0.
-        """
-        levels = [(0.0,) if p.is_dense else tuple(float(x) for x in self.sparsities) for p in self.prunes]
-        owners = [i for i, p in enumerate(self.prunes) if p.is_dense] + [
-            i for i, p in enumerate(self.prunes) if not p.is_dense and 0.0 in levels[i]]
-        dense_owner = owners[0] if owners else None
-        out = []
-        for i in range(len(self.prunes)):
-            out += [(i, int(seed), sp) for seed in self.seeds for sp in levels[i]
-                    if sp != 0.0 or i == dense_owner]
-        return out
-
-    def run_label(self, method: int, sparsity: float) -> str:
-        """A run's name in every output: "dense" at sparsity 0, else its method's label."""
-        return "dense" if float(sparsity) == 0.0 else self.prunes[method].label
-
-    def to_dict(self) -> Dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["agent"] = self.agent.to_dict()
-        d["prunes"] = [dataclasses.asdict(p) for p in self.prunes]
-        return json.loads(json.dumps(d))
-
-
-@dataclasses.dataclass(frozen=True)
-class LogConfig:
-    """How a job reports, apart from what it trains (not part of the experiment's identity)."""
-
-    log_every_s: float = 30.0  # a progress line at least this often
-    chunk_s: float = 5.0  # seconds of training per compiled call: how soon a signal is acted on
-    report: bool = True  # write <workdir>/report/ at the end
-    tensorboard: bool = True
-    wandb_project: Optional[str] = None
-    wandb_mode: str = "online"
+from sparse_orl.experiment_config import ExperimentConfig, LogConfig  # noqa: F401  (importable from here too)
+from sparse_orl.workdir import (check_workdir, claim_workdir, comparable_config, prepare_workdir,  # noqa: F401
+                               provenance, read_summary, score_reference)
 
 
 def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print,
@@ -185,7 +102,7 @@ def _train_with_narrow(config: ExperimentConfig, log, stop_at, main: bool, logs:
     workdir = config.workdir
     check_workdir(workdir, config, write=False)  # refuse another experiment before any work
     summary_path = os.path.join(workdir, "summary.json")
-    done = _read_summary(summary_path, log)
+    done = read_summary(summary_path, log)
     if done is not None and done.get("complete"):
         log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
         return done
@@ -247,32 +164,6 @@ def _run_program(config: ExperimentConfig, log: Callable[[str], None] = print,
             lock.release()
 
 
-def claim_workdir(workdir: str):
-    """The workdir's trainer lock (``<workdir>/.train.lock``), or ``ValueError`` naming its holder.
-
-    One workdir, one trainer: a second ``launch.train`` on it stops at once. The lock is an
-    ``flock``, which the kernel drops when its holder dies, so a killed run never leaves it stale.
-    """
-    from sparse_orl.locks import workdir_lock
-
-    lock = workdir_lock(workdir, "train")
-    if not lock.acquire():
-        raise ValueError(f"--workdir={workdir} is in use by another trainer ({lock.holder()}); wait for it "
-                         "to finish, or use another --workdir")
-    return lock
-
-
-def _read_summary(path: str, log) -> Optional[Dict]:
-    """``summary.json``, or None if absent or unreadable (then it is rebuilt from the checkpoints)."""
-    if not os.path.exists(path):
-        return None
-    try:
-        return read_json(path, "summary")
-    except ValueError as e:
-        log(f"warning: {e}; rebuilding it from the checkpoints")
-        return None
-
-
 def _identity(config: ExperimentConfig) -> Dict:
     """What a checkpoint must have been trained for to be resumed by ``config``."""
     return comparable_config(config.to_dict())
@@ -288,7 +179,7 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
     workdir = config.workdir
     check_workdir(workdir, config, write=False)  # refuse another experiment before any work
     summary_path = os.path.join(workdir, "summary.json")
-    done = _read_summary(summary_path, log)
+    done = read_summary(summary_path, log)
     if done is not None and done.get("complete"):
         log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
         return done

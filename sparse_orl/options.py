@@ -312,7 +312,7 @@ def experiment_config(opts, warn=None):
 
     ``warn(message)`` is told about options that are given but change nothing.
     """
-    from sparse_orl.experiment import ExperimentConfig, LogConfig
+    from sparse_orl.experiment_config import ExperimentConfig, LogConfig
 
     if not opts.dataset:
         raise ValueError("--dataset is required (a Minari id or a D4RL .hdf5 path)")

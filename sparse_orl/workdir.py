@@ -10,7 +10,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
-from typing import Dict
+from typing import Dict, Optional
 
 import jax
 
@@ -120,3 +120,29 @@ def score_reference(info, env_id: str) -> Dict:
     if ref is not None:
         return {"min": ref[0], "max": ref[1], "source": "D4RL constants"}
     return {"min": None, "max": None, "source": "none"}
+
+
+def claim_workdir(workdir: str):
+    """The workdir's trainer lock (``<workdir>/.train.lock``), or ``ValueError`` naming its holder.
+
+    One workdir, one trainer: a second ``launch.train`` on it stops at once. The lock is an
+    ``flock``, which the kernel drops when its holder dies, so a killed run never leaves it stale.
+    """
+    from sparse_orl.locks import workdir_lock
+
+    lock = workdir_lock(workdir, "train")
+    if not lock.acquire():
+        raise ValueError(f"--workdir={workdir} is in use by another trainer ({lock.holder()}); wait for it "
+                         "to finish, or use another --workdir")
+    return lock
+
+
+def read_summary(path: str, log) -> Optional[Dict]:
+    """``summary.json``, or None if absent or unreadable (then it is rebuilt from the checkpoints)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return read_json(path, "summary")
+    except ValueError as e:
+        log(f"warning: {e}; rebuilding it from the checkpoints")
+        return None

@@ -2,12 +2,7 @@
 # Issue 13, TD3+BC dense quality check: 2 seeds, 100k steps, batch 256, on the three sb3 expert
 # datasets (the authors' defaults; compare with d3rlpy's TD3PlusBCConfig on the same transitions).
 # Run from the repository root; re-running resumes.   OUT=runs/issue13 bash docs/experiments/issue13_td3bc_dense.sh
-set -u
-export MINARI_DATASETS_PATH=${MINARI_DATASETS_PATH:-../shared/datasets}
-PY=${PY:-python}
-OUT=${OUT:-runs/issue13}
-mkdir -p "$OUT"
-run() { name=$1; shift; echo "$name start $(date -u +%FT%T)"; $PY -m launch.train "$@" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1; echo "$name rc=$? $(date -u +%FT%T)"; }
+DEFAULT_OUT=runs/issue13; . docs/experiments/queue.sh
 for env in walker2d halfcheetah hopper; do
   run td3bc_${env}_dense --algo=td3bc --dataset=sb3/$env/expert-v0 --pruner=none --seeds=0,1 --steps=100000 \
       --batch_size=256 --eval_every=5000 --checkpoint_every=5000 --eval_episodes=10

@@ -2,12 +2,7 @@
 # Issue 13, TD3+BC pruned at init on walker2d expert at 95% (then 90% and 98%): erk_random, SNIP, SynFlow
 # (one program) and the narrow dense control, 2 seeds, 100k steps, the authors' defaults. Resumes when re-run.
 # Run from the repository root:   OUT=runs/issue13 bash docs/experiments/issue13_td3bc_prune.sh
-set -u
-export MINARI_DATASETS_PATH=${MINARI_DATASETS_PATH:-../shared/datasets}
-PY=${PY:-python}
-OUT=${OUT:-runs/issue13}
-mkdir -p "$OUT"
-run() { name=$1; shift; echo "$name start $(date -u +%FT%T)"; $PY -m launch.train "$@" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1; echo "$name rc=$? $(date -u +%FT%T)"; }
+DEFAULT_OUT=runs/issue13; . docs/experiments/queue.sh
 run td3bc_walker2d_prune95 --algo=td3bc --dataset=sb3/walker2d/expert-v0 --pruner=erk_random,snip,synflow,narrow \
     --sparsity=0.95 --seeds=0,1 --steps=100000 --batch_size=256 --eval_every=5000 --checkpoint_every=5000 \
     --eval_episodes=10

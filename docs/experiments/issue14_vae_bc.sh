@@ -5,12 +5,7 @@
 #   OUT=runs/issue14 bash docs/experiments/issue14_vae_bc.sh
 # The narrow networks here are given by width (dense, --pruner=none): 153-153 holds 59,364 kernel
 # weights on halfcheetah/walker2d (95% of 750-750 keeps 59,325), 159-159 on hopper (57,876 vs 57,975 kept) (see BUILD_NOTES).
-set -u
-export MINARI_DATASETS_PATH=${MINARI_DATASETS_PATH:-../shared/datasets}
-PY=${PY:-python}
-OUT=${OUT:-runs/issue14}
-mkdir -p "$OUT"
-run() { name=$1; shift; echo "$name start $(date -u +%FT%T)"; $PY -m launch.train "$@" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1; echo "$name rc=$? $(date -u +%FT%T)"; }
+DEFAULT_OUT=runs/issue14; . docs/experiments/queue.sh
 V="--algo=bc --bc_vae_only --eval_episodes=10"
 HC="$V --dataset=sb3/halfcheetah/expert-v0 --steps=30000 --eval_every=10000 --checkpoint_every=10000"
 WK="$V --dataset=sb3/walker2d/expert-v0 --steps=30000 --eval_every=5000 --checkpoint_every=5000"
