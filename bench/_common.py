@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Dict, List, Sequence, Tuple
 
+import numpy as np
+
 # (obs_dim, act_dim, max_action, D4RL/Minari medium dataset size)
 ENVS: Dict[str, Tuple[int, int, float, int]] = {
     "hopper": (11, 3, 1.0, 1_000_000),
@@ -146,27 +148,50 @@ def median(xs):
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> Dict:
-    """fp32 (or bf16 with f32 accumulation) n³ matmul rate of a jitted XLA dot, best and median."""
+    """fp32 (or bf16 with f32 accumulation) n³ matmul rate of a jitted XLA dot, best and median.
+
+    With several local devices (e.g. ``--cpu_devices=2``: the CPU split into single-threaded
+    devices) every device multiplies its own pair at once and the rate is their sum, so the
+    peak is the whole machine's either way.
+    """
     import jax
     import jax.numpy as jnp
+    from jax.sharding import PartitionSpec as P
 
+    d = jax.local_device_count()
     ka, kb = jax.random.split(jax.random.PRNGKey(0))
-    a = jax.random.normal(ka, (n, n), jnp.float32)
-    b = jax.random.normal(kb, (n, n), jnp.float32)
+    a = jax.random.normal(ka, (d, n, n), jnp.float32)
+    b = jax.random.normal(kb, (d, n, n), jnp.float32)
     if dtype == "bfloat16":
         a, b = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
-        f = jax.jit(lambda x, y: jax.lax.dot(x, y, preferred_element_type=jnp.float32))
+        dot = lambda x, y: jax.lax.dot(x[0], y[0], preferred_element_type=jnp.float32)[None]  # noqa: E731
     else:
-        f = jax.jit(jnp.dot)
+        dot = lambda x, y: jnp.dot(x[0], y[0])[None]  # noqa: E731
+    if d > 1:
+        mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("d",))
+        sh = jax.sharding.NamedSharding(mesh, P("d"))
+        a, b = jax.device_put(a, sh), jax.device_put(b, sh)
+        f = jax.jit(jax.shard_map(dot, mesh=mesh, in_specs=(P("d"), P("d")), out_specs=P("d")))
+    else:
+        f = jax.jit(dot)
     jax.block_until_ready(f(a, b))
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         jax.block_until_ready(f(a, b))
         times.append(time.perf_counter() - t)
-    flop = 2 * n ** 3
-    return {"n": n, "dtype": dtype, "gflops_best": flop / min(times) / 1e9,
+    flop = 2 * n ** 3 * d
+    return {"n": n, "dtype": dtype, "devices": d, "gflops_best": flop / min(times) / 1e9,
             "gflops_median": flop / median(times) / 1e9, "times_s": times}
+
+
+def apply_cpu_devices(value: str) -> int:
+    """``--cpu_devices`` of a bench script (before JAX starts): 1, N, or "auto" (one per usable core)."""
+    from sparse_orl.cpu_devices import split_cpu, usable_cores
+
+    n = usable_cores() if value == "auto" else int(value)
+    split_cpu(n)
+    return n
 
 
 def machine_info() -> Dict:

@@ -45,6 +45,9 @@ def parse_args(argv=None):
     p.add_argument("--runs_loop", default="auto",
                    help="make_train_chunk's runs_loop: auto (map on CPU, vmap on GPU/TPU), vmap, map, or a comma "
                         "list to time several, interleaved; rows of 'map' are named dense-map / masked-map")
+    p.add_argument("--cpu_devices", default="1",
+                   help="split the CPU into this many single-threaded JAX devices, runs sharded over them "
+                        "('auto': one per usable core; sparse_orl.cpu_devices)")
     p.add_argument("--peak_n", type=int, default=2048, help="size of the n^3 matmul timed for the peak")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: halfcheetah, bcq, runs 1,2, 3 steps, 2 repeats, 20k transitions, 1024^3 peak")
@@ -97,8 +100,15 @@ class Program:
         import jax
 
         from sparse_orl.config import PruneConfig
+        from sparse_orl.sharding import replicated, runs_mesh
         from sparse_orl.training import init_runs, make_train_chunk
 
+        # several devices (--cpu_devices): runs sharded over them, the dataset on each
+        mesh = runs_mesh() if jax.device_count() > 1 else None
+        if mesh is not None:
+            if num_runs % mesh.devices.size:
+                raise SystemExit(f"--runs: {num_runs} runs do not split evenly over {mesh.devices.size} devices")
+            data = jax.device_put(data, replicated(mesh))
         dense = variant.startswith("dense")
         prune = PruneConfig("none" if dense else "random")
         levels = [0.0] if dense else list(sparsity) if isinstance(sparsity, (list, tuple)) else [sparsity]
@@ -106,9 +116,9 @@ class Program:
         seeds = [i // len(levels) for i in range(num_runs)]
         self.data = data
         t = time.perf_counter()
-        self.runs = jax.block_until_ready(init_runs(agent, prune, data, seeds, sps))
+        self.runs = jax.block_until_ready(init_runs(agent, prune, data, seeds, sps, mesh=mesh))
         self.init_s = time.perf_counter() - t
-        fn = make_train_chunk(agent, batch, steps, None, unroll, runs_loop)
+        fn = make_train_chunk(agent, batch, steps, mesh, unroll, runs_loop)
         t = time.perf_counter()
         self.compiled = fn.lower(self.runs, data).compile()
         self.compile_s = time.perf_counter() - t  # ~0 for a variant whose program is already compiled
@@ -128,12 +138,13 @@ class Program:
 
 def main(argv=None):
     args = parse_args(argv)
+    devices = C.apply_cpu_devices(args.cpu_devices)  # before JAX starts
 
     warn = C.load_warning()
     if warn:
         print(warn)
     print(f"machine: {C.machine_info()}")
-    print(f"jax: {C.jax_info()}")
+    print(f"jax: {C.jax_info()}" + (f"; CPU split into {devices} single-threaded devices" if devices > 1 else ""))
     peak = C.matmul_peak_gflops(args.peak_n)
     print(f"fp32 matmul peak ({args.peak_n}^3, jitted XLA dot): best {peak['gflops_best']:.1f} GFLOP/s, "
           f"median {peak['gflops_median']:.1f}")

@@ -418,6 +418,9 @@ def parse_args(argv=None):
                                                       + ", ".join(TORCH_CANDIDATES) + ")")
     p.add_argument("--d3rlpy_python", default="", help="python of a venv with d3rlpy (default: search "
                                                        + ", ".join(D3RLPY_CANDIDATES) + "); 'none' skips it")
+    p.add_argument("--cpu_devices", default="1",
+                   help="our side: split the CPU into this many single-threaded JAX devices, runs sharded over "
+                        "them ('auto': one per usable core; sparse_orl.cpu_devices)")
     p.add_argument("--peak_n", type=int, default=2048)
     p.add_argument("--quick", action="store_true", help="smoke run: bcq, 2 s pieces, 1 repeat, 20k transitions")
     p.add_argument("--out", default="", help="write results as JSON here")
@@ -441,12 +444,14 @@ def main(argv=None):
         sys.exit("no python with torch found: pass --torch_python (e.g. a venv with `pip install torch==2.13.0 numpy`)")
     d3_py = None if args.d3rlpy_python == "none" else find_python(args.d3rlpy_python, D3RLPY_CANDIDATES, "d3rlpy")
     print(f"torch python: {torch_py}; d3rlpy python: {d3_py or 'not found (skipped)'}")
+    devices = C.apply_cpu_devices(args.cpu_devices)  # before JAX starts
 
     import jax
 
     from train_throughput import Program, make_bench_agent, synthetic_data
 
-    print(f"machine: {C.machine_info()}")
+    print(f"machine: {C.machine_info()}" + (f"; our side: CPU split into {devices} single-threaded devices"
+                                            if devices > 1 else ""))
     peak = C.matmul_peak_gflops(args.peak_n)
     print(f"fp32 matmul peak ({args.peak_n}^3): {peak['gflops_best']:.1f} GFLOP/s")
     obs_dim, act_dim, _, _ = C.ENVS[args.env]
@@ -509,14 +514,15 @@ def main(argv=None):
                         "ratio_ours_over": med["ours"] / torch_best})
         prog = None  # free its device buffers before the next algorithm
     print()
-    print(f"fp32 matmul peak: {peak['gflops_best']:.1f} GFLOP/s; our side: {args.our_runs} runs in one program; "
+    print(f"fp32 matmul peak: {peak['gflops_best']:.1f} GFLOP/s; our side: {args.our_runs} runs in one program"
+          + (f" over {devices} CPU devices" if devices > 1 else "") + "; "
           f"ratio = ours / contender (aggregate steps/s, median of {args.repeats})"
           + ("   [" + warn + "]" if warn else ""))
     print(C.table(results, [("algo", "algo", ""), ("env", "env", ""), ("contender", "contender", ""),
                             ("agg_steps_s", "agg steps/s", ".1f"), ("useful_gflops", "useful GFLOP/s", ".1f"),
                             ("pct_peak", "% peak", ".0f"), ("ratio_ours_over", "ours/this", ".2f")]))
     C.write_json(args.out, {"benchmark": "vs_pytorch", "args": vars(args), "machine": C.machine_info(),
-                            "jax": C.jax_info(), "load_warning": warn, "peak_fp32": peak,
+                            "jax": C.jax_info(), "cpu_devices": devices, "load_warning": warn, "peak_fp32": peak,
                             "torch_python": _rel(torch_py), "d3rlpy_python": _rel(d3_py), "rows": results})
 
 

@@ -30,6 +30,7 @@ FLAGS = flags.FLAGS
 common.define_agent_flags()
 common.define_prune_flags()
 common.define_distributed_flags()
+common.define_cpu_flags()
 flags.adopt_module_key_flags(common)  # --help lists the shared sparse_orl flags too
 flags.DEFINE_list("algos", ["bcq", "bc"], f"Algorithms, comma list of {', '.join(sorted(ALGORITHMS))}.")
 flags.DEFINE_list("pruners", ["none", "snip", "grasp", "random", "magnitude"],
@@ -95,9 +96,11 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        common.init_distributed(FLAGS)  # before anything touches a JAX device
         sweep = sweep_from_flags()
         sweep.validate()
+        # both before anything touches a JAX device (building and checking the grid does not)
+        common.apply_cpu_devices(FLAGS, sweep.runs_per_program)
+        common.init_distributed(FLAGS)
         if not FLAGS.dry_run:
             sweep_lib.check_sweep_workdir(sweep)  # refuse a different grid before recording the command
             with open(os.path.join(sweep.workdir, "commands.log"), "a", encoding="utf-8") as f:

@@ -26,6 +26,7 @@ from sparse_orl.interrupts import Interrupted
 FLAGS = flags.FLAGS
 common.define_train_flags()
 common.define_distributed_flags()
+common.define_cpu_flags()
 flags.adopt_module_key_flags(common)  # --help lists the shared sparse_orl flags too
 
 
@@ -35,8 +36,10 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        common.init_distributed(FLAGS)  # before anything touches a JAX device
         config, logs = options.experiment_config(FLAGS, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+        # both before anything touches a JAX device (building the config does not)
+        common.apply_cpu_devices(FLAGS, config.runs_per_program)
+        common.init_distributed(FLAGS)
         summary = run_experiment(config, log=lambda m: print(m, flush=True), logs=logs)
     except Interrupted as e:
         sys.exit(e.exit_code)

@@ -221,7 +221,8 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
     run_states = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, 0), *states)
     run_states = to_global(run_states, runs_sharding(mesh))
     jax.block_until_ready(run_states)
-    log(f"initialized {num_runs} runs ({', '.join(dict.fromkeys(labels))}) in {time.time() - t0:.1f}s")
+    where = f" on {mesh.devices.size} {mesh.devices.flat[0].platform.upper()} devices" if mesh.devices.size > 1 else ""
+    log(f"initialized {num_runs} runs ({', '.join(dict.fromkeys(labels))}){where} in {time.time() - t0:.1f}s")
 
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     start_step, evals = 0, [[] for _ in range(num_runs)]

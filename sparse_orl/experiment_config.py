@@ -74,6 +74,13 @@ class ExperimentConfig:
                     if sp != 0.0 or i == dense_owner]
         return out
 
+    @property
+    def runs_per_program(self) -> int:
+        """Runs of the largest compiled program: all runs but the narrow controls', which train
+        in programs of their own (one per sparsity level, one run per seed)."""
+        main = sum(1 for m, _, sp in self.runs if not (self.prunes[m].is_narrow and sp != 0.0))
+        return max(main, len(self.seeds) if any(p.is_narrow for p in self.prunes) else 0)
+
     def run_label(self, method: int, sparsity: float) -> str:
         """A run's name in every output: "dense" at sparsity 0, else its method's label."""
         return "dense" if float(sparsity) == 0.0 else self.prunes[method].label

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.sharding import Mesh
+from jax.sharding import Mesh, PartitionSpec as P
 
 from sparse_orl.algos.base import Algorithm, TrainState
 from sparse_orl.config import PruneConfig
@@ -80,19 +80,18 @@ def _finite(metrics: Dict[str, jax.Array]) -> jax.Array:
 
 
 def resolve_runs_loop(runs_loop: str, mesh: Optional[Mesh] = None) -> str:
-    """"auto" -> "map" on a single CPU device, else "vmap" (see :func:`make_train_chunk`).
+    """"auto" -> "map" on CPU devices, else "vmap": how each device takes its runs (see :func:`make_train_chunk`).
 
-    On CPU one run's matmuls already fill the cores, and runs taken in turn keep
-    their weights and Adam moments in cache: 32.3 vs 25.8 aggregate BCQ steps/s
-    with 40 runs on 2 cores (BUILD_NOTES, issue 4). Accelerators and multi-device
-    meshes need the batched matmuls of "vmap".
+    On CPU one run's matmuls already fill the device's threads, and runs taken in turn
+    keep their weights and Adam moments in cache: 32.3 vs 25.8 aggregate BCQ steps/s
+    with 40 runs on 2 cores (BUILD_NOTES, issue 4). Accelerators need the batched
+    matmuls of "vmap". With a mesh, the loop is per device (each device its own block).
     """
     if runs_loop not in ("auto", "vmap", "map"):
         raise ValueError(f"runs_loop must be 'auto', 'vmap' or 'map', got {runs_loop!r}")
-    if mesh is not None and mesh.devices.size > 1:
-        return "vmap"
     if runs_loop == "auto":
-        return "map" if jax.default_backend() == "cpu" else "vmap"
+        platform = mesh.devices.flat[0].platform if mesh is not None else jax.default_backend()
+        return "map" if platform == "cpu" else "vmap"
     return runs_loop
 
 
@@ -116,8 +115,12 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: Optional[int]
     "map" runs them one after another inside the same program (``lax.map``), each
     for the whole chunk, so one run's weights and Adam moments stay in cache: for a
     CPU whose cores one run already fills. Same results up to float rounding.
-    "auto" (default): :func:`resolve_runs_loop`. Meshes of several devices always
-    use "vmap".
+    "auto" (default): :func:`resolve_runs_loop`.
+
+    ``mesh``: the runs axis is split over its devices and every device runs its own
+    block with the same loop (``shard_map``): no traffic between devices inside a
+    chunk. This is also how a CPU split into single-threaded devices (one per core,
+    :func:`sparse_orl.cpu_devices.split_cpu`) runs two blocks of runs at once.
     """
     runs_loop = resolve_runs_loop(runs_loop, mesh)
 
@@ -161,9 +164,14 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: Optional[int]
         fn = lambda runs, data: fixed(runs, data)  # noqa: E731
     if mesh is None:
         return jax.jit(fn, donate_argnums=(0,))
+    runs_spec = runs_sharding(mesh).spec
+    in_specs = (runs_spec, P()) if num_steps is not None else (runs_spec, P(), P())
+    # no collectives inside: replication ("vma") checks would only make every algorithm's
+    # lax.cond branches annotate which outputs vary per device
+    per_device = jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=(runs_spec, runs_spec), check_vma=False)
     rs_sh, rep = runs_sharding(mesh), replicated(mesh)
     in_sh = (rs_sh, rep) if num_steps is not None else (rs_sh, rep, rep)
-    return jax.jit(fn, in_shardings=in_sh, out_shardings=(rs_sh, rs_sh), donate_argnums=(0,))
+    return jax.jit(per_device, in_shardings=in_sh, out_shardings=(rs_sh, rs_sh), donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=32)

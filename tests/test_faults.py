@@ -152,6 +152,8 @@ def test_bad_flags_get_one_line_exit_2_before_any_work(tmp_path):
         "absl_int": (["--steps=lots"], r"steps"),
         "compute_dtype": (["--compute_dtype=float8"], r"--compute_dtype"),
         "log_every": (["--log_every_s=0"], r"--log_every_s"),
+        "cpu_devices_zero": (["--cpu_devices=0"], r"--cpu_devices must be a positive integer or 'auto', got '0'"),
+        "cpu_devices_word": (["--cpu_devices=many"], r"--cpu_devices must be a positive integer or 'auto'"),
         "truncated_h5": ([f"--dataset={trunc}"], r"hopper_trunc\.hdf5"),
         "workdir_sys": (["--workdir=/sys/sparse_orl_test"], r"--workdir=/sys/sparse_orl_test cannot be created"),
     }

@@ -20,7 +20,7 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from sparse_orl import pruning
-from sparse_orl.algos import AlgoConfig, config_from_dict
+from sparse_orl.algos import ALGORITHMS, AlgoConfig, config_from_dict
 from sparse_orl.config import PruneConfig, canonical_prune_dict
 from sparse_orl.experiment import ExperimentConfig, comparable_config
 from sparse_orl.io_utils import atomic_write_json, read_json
@@ -51,13 +51,20 @@ class SweepConfig:
     eval_max_episode_steps: Optional[int] = None
     max_runs_per_program: Optional[int] = None  # None: no cap
 
+    @property
+    def runs_per_program(self) -> int:
+        """Runs of the sweep's largest compiled program (see ``ExperimentConfig.runs_per_program``)."""
+        parts = split_runs(self.prunes, self.seeds, self.sparsities, self.max_runs_per_program)
+        return max(ExperimentConfig(dataset="", workdir="", agent=self.agents[0], prunes=p, seeds=tuple(sd),
+                                    sparsities=tuple(lv)).runs_per_program for p, sd, lv in parts)
+
     def validate(self) -> None:
         if not self.datasets:
             raise ValueError("--datasets is empty: give at least one dataset id")
         if len(set(self.datasets)) != len(self.datasets):
             raise ValueError(f"--datasets has repeats: {list(self.datasets)}")
         if not self.agents:
-            raise ValueError("--algos is empty: give at least one of bcq, bc")
+            raise ValueError(f"--algos is empty: give at least one of {', '.join(ALGORITHMS)}")
         algos = [a.algo for a in self.agents]
         if len(set(algos)) != len(algos):
             raise ValueError(f"--algos has repeats: {algos}")

@@ -1,0 +1,80 @@
+"""The host CPU as several single-threaded JAX devices, so blocks of runs train side by side.
+
+A 2-core CPU running one program of many runs uses both cores inside every matmul
+(Eigen's thread pool). At the sizes of TD3+BC and IQL (256-wide layers, batch 256) that
+splitting costs more than it gains: one core per block of runs, with no threads shared
+between them, trains more runs per second (BUILD_NOTES, issue 13: TD3+BC 389 -> 566
+aggregate steps/s on this project's 2-core CPU, 5 runs). :func:`split_cpu` asks JAX for
+``n`` CPU devices and turns off Eigen's intra-op threads; the runs mesh
+(:mod:`sparse_orl.sharding`) then gives each device its own block of runs, and
+:func:`sparse_orl.training.make_train_chunk` runs the blocks as one ``shard_map`` program.
+
+Both settings are process-wide and fixed when JAX starts its backends, so this must be
+called before any JAX computation; ``launch`` calls it from ``--cpu_devices``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+# Eigen's intra-op thread pool off: each device's ops run on the thread that runs the device
+_SINGLE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. under ``taskset``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def accelerator_installed() -> bool:
+    """Whether a JAX GPU/TPU plugin is installed (then the CPU is not where runs train)."""
+    import importlib.metadata
+    import importlib.util
+
+    if os.environ.get("JAX_PLATFORMS", "").strip().lower() in ("cpu",):
+        return False
+    if importlib.util.find_spec("libtpu") is not None:
+        return True
+    return any(True for _ in importlib.metadata.entry_points(group="jax_plugins"))
+
+
+def auto_cpu_devices(num_runs: int, cores: Optional[int] = None) -> int:
+    """``--cpu_devices=auto``: one device per usable core when the job trains on the CPU
+    and has at least two runs per core's worth to split (else 1: a lone run is faster
+    with every core in its matmuls than padded to a second device)."""
+    cores = usable_cores() if cores is None else cores
+    if cores < 2 or num_runs < 2 or accelerator_installed():
+        return 1
+    return min(cores, num_runs)
+
+
+def backends_started() -> bool:
+    from jax._src import xla_bridge
+
+    return bool(xla_bridge.backends_are_initialized())
+
+
+def split_cpu(n: int) -> None:
+    """Make the host CPU ``n`` JAX devices with single-threaded ops (n = 1: leave JAX as it is).
+
+    Raises ``ValueError`` for n < 1 and ``RuntimeError`` once JAX has started its backends
+    with a different device count (the setting can no longer take effect).
+    """
+    if n < 1:
+        raise ValueError(f"--cpu_devices must be >= 1 or 'auto', got {n}")
+    if n == 1:
+        return
+    import jax
+
+    if backends_started():
+        if jax.local_device_count("cpu") == n:
+            return
+        raise RuntimeError(f"--cpu_devices={n}: JAX has already started with "
+                           f"{jax.local_device_count('cpu')} CPU device(s); set it before any JAX computation")
+    jax.config.update("jax_num_cpu_devices", n)
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    names = {f.split("=")[0] for f in flags}
+    os.environ["XLA_FLAGS"] = " ".join(flags + [f for f in _SINGLE_THREAD_FLAGS if f.split("=")[0] not in names])

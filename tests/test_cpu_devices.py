@@ -1,0 +1,98 @@
+"""The CPU split into single-threaded devices (``--cpu_devices``): when "auto" splits, what
+``split_cpu`` refuses, and that a split job trains the same runs as an unsplit one."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from sparse_orl import cpu_devices
+from sparse_orl.algos import TD3BCConfig
+from sparse_orl.config import PruneConfig
+from sparse_orl.experiment_config import ExperimentConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("runs,cores,want", [(1, 2, 1), (2, 2, 2), (5, 2, 2), (3, 8, 3), (40, 16, 16), (9, 1, 1)])
+def test_auto_splits_only_when_there_are_runs_for_every_core(monkeypatch, runs, cores, want):
+    monkeypatch.setattr(cpu_devices, "accelerator_installed", lambda: False)
+    assert cpu_devices.auto_cpu_devices(runs, cores) == want
+
+
+def test_auto_leaves_the_cpu_alone_when_an_accelerator_plugin_is_installed(monkeypatch):
+    monkeypatch.setattr(cpu_devices, "accelerator_installed", lambda: True)
+    assert cpu_devices.auto_cpu_devices(40, 16) == 1
+
+
+def test_jax_platforms_cpu_means_no_accelerator(monkeypatch):
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    assert cpu_devices.accelerator_installed() is False
+
+
+def test_split_cpu_refuses_bad_counts_and_a_started_backend():
+    import jax
+
+    jax.devices()  # the backend is started (one CPU device in this process)
+    with pytest.raises(ValueError, match=r"--cpu_devices must be >= 1 or 'auto', got 0"):
+        cpu_devices.split_cpu(0)
+    cpu_devices.split_cpu(1)  # nothing to do
+    with pytest.raises(RuntimeError, match=r"--cpu_devices=2: JAX has already started with 1 CPU device\(s\)"):
+        cpu_devices.split_cpu(2)
+
+
+def test_split_cpu_in_a_fresh_process_gives_single_threaded_devices_and_keeps_xla_flags():
+    script = textwrap.dedent("""
+        import json, os
+        from sparse_orl.cpu_devices import split_cpu
+        split_cpu(3)
+        import jax
+        print(json.dumps({"devices": jax.device_count(), "flags": os.environ["XLA_FLAGS"]}))
+    """)
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, XLA_FLAGS="--xla_backend_optimization_level=0")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["devices"] == 3
+    assert info["flags"].split() == ["--xla_backend_optimization_level=0", "--xla_cpu_multi_thread_eigen=false",
+                                     "intra_op_parallelism_threads=1"]
+
+
+def test_runs_per_program_counts_the_largest_program():
+    cfg = ExperimentConfig(dataset="d", workdir="w", agent=TD3BCConfig(),
+                           prunes=(PruneConfig("none"), PruneConfig("erk_random"), PruneConfig("narrow")),
+                           seeds=(0, 1), sparsities=(0.9, 0.95))
+    assert cfg.runs_per_program == 6  # 2 dense + 2 x 2 erk_random; each narrow program has 2
+    only_narrow = ExperimentConfig(dataset="d", workdir="w", agent=TD3BCConfig(), prunes=(PruneConfig("narrow"),),
+                                   seeds=(0, 1, 2), sparsities=(0.9,))
+    assert only_narrow.runs_per_program == 3
+
+
+def _train(tiny_minari_root, wd, devices):
+    args = ["--algo=td3bc", "--dataset=test/hopper/launch-v0", "--actor_hidden=16,16", "--critic_hidden=16,16",
+            "--pruner=none,erk_random", "--sparsity=0.9", "--seeds=0", "--steps=60", "--eval_every=60",
+            "--checkpoint_every=60", "--eval_episodes=2", "--batch_size=32", "--noreport", "--notensorboard",
+            f"--cpu_devices={devices}", f"--workdir={wd}"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, MINARI_DATASETS_PATH=str(tiny_minari_root))
+    return subprocess.Popen([sys.executable, "-m", "launch.train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(tiny_minari_root))
+
+
+def test_a_job_split_over_two_cpu_devices_trains_the_same_runs(tiny_minari_root, tmp_path):
+    procs = {d: _train(tiny_minari_root, tmp_path / f"wd{d}", d) for d in (1, 2)}
+    outs = {}
+    for d, p in procs.items():
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+        outs[d] = out
+    assert "on 2 CPU devices" in outs[2] and "CPU devices" not in outs[1]
+    params = [np.load(tmp_path / f"wd{d}" / "final" / "params.npz") for d in (1, 2)]
+    assert set(params[0].files) == set(params[1].files)
+    for k in params[0].files:
+        np.testing.assert_allclose(params[0][k], params[1][k], rtol=1e-4, atol=1e-5, err_msg=k)
+    summaries = [json.load(open(tmp_path / f"wd{d}" / "summary.json")) for d in (1, 2)]
+    assert [r["label"] if "label" in r else r["pruner"] for r in summaries[0]["runs"]] == \
+        [r["label"] if "label" in r else r["pruner"] for r in summaries[1]["runs"]]
