@@ -47,6 +47,9 @@ def parse_args(argv=None):
                    help="stop a cell after this many seconds even below --min_calls (at least 3 calls)")
     p.add_argument("--blas_threads", type=int, default=0,
                    help="set OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads (0: leave the environment as is)")
+    p.add_argument("--narrow", action=argparse.BooleanOptionalAction, default=True,
+                   help="also the narrow dense network with as many kernel weights as the sparse one "
+                        "(sparse_orl.narrow; issue 14): its file size and latency beside the sparse file's")
     p.add_argument("--quick", action="store_true", help="smoke run: >= 30 calls / 0.1 s per cell, at most 1 s")
     p.add_argument("--out", default="")
     a = p.parse_args(argv)
@@ -78,8 +81,11 @@ def latency(fn, warmup, min_calls, min_time, max_time=float("inf")):
             "p90_us": float(np.percentile(ts, 90) * 1e6), "calls": len(ts)}
 
 
-def build(env, algo, sparsity, folder):
-    """(agent, params, meta) of a library-initialized, randomly pruned agent, and its compact file."""
+def build(env, algo, sparsity, folder, narrow=False):
+    """(agent, params, meta) of a library-initialized, randomly pruned agent, and its compact file.
+
+    ``narrow``: instead, the dense network of the same depth whose kernels hold as many weights
+    as the ``sparsity``-sparse one keeps (``sparse_orl.narrow.narrow_config``), unpruned."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -93,11 +99,16 @@ def build(env, algo, sparsity, folder):
     obs_dim, act_dim, max_action, _ = C.ENVS[env]
     cfg = make_config(algo, **({"vae_only": True} if algo == "bc" else {}), actor_hidden=C.ACTOR_HIDDEN,
                       critic_hidden=C.CRITIC_HIDDEN, vae_hidden=C.VAE_HIDDEN)
+    if narrow:
+        from sparse_orl.narrow import narrow_config
+
+        cfg, _ = narrow_config(cfg, obs_dim, act_dim, max_action, sparsity)
     agent = make_algorithm(cfg, obs_dim, act_dim, max_action)
     n = 16
     data = Transitions(jnp.zeros((n, obs_dim)), jnp.zeros((n, act_dim)), jnp.zeros(n), jnp.zeros((n, obs_dim)),
                        jnp.zeros(n))
-    state = init_state(agent, jax.random.PRNGKey(0), data, PruneConfig("random"), sparsity)
+    state = init_state(agent, jax.random.PRNGKey(0), data, PruneConfig("none" if narrow else "random"),
+                       0.0 if narrow else sparsity)
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), state.params)
     masks = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), state.masks)
     keep = agent.acting_networks
@@ -116,13 +127,14 @@ def build(env, algo, sparsity, folder):
             "config": cfg.to_dict() | {"obs_dim": obs_dim, "act_dim": act_dim, "max_action": max_action,
                                        "env_id": env}, "acting": agent.acting_program(),
             "obs_mean": np.zeros(obs_dim, np.float32), "obs_std": np.ones(obs_dim, np.float32)}
-    path = os.path.join(folder, f"{algo}.soc")
+    path = os.path.join(folder, f"{algo}{'_narrow' if narrow else ''}.soc")
     nbytes = export.save_compact(path, sub_p, sub_m, meta)
     dense_bytes = export.dense_nbytes(sub_p)
     kept = sum(int(m.sum()) for k, m in export.flatten(sub_m).items() if k.endswith("kernel"))
     total = sum(m.size for k, m in export.flatten(sub_m).items() if k.endswith("kernel"))
-    return agent, params, state, path, {"file_bytes": nbytes, "dense_bytes": dense_bytes,
-                                        "kernel_sparsity": 1 - kept / total}
+    widths = {k: list(getattr(cfg, f)) for k, f in cfg.hidden_fields.items()}
+    return agent, params, state, path, {"file_bytes": nbytes, "dense_bytes": dense_bytes, "kernel_weights": kept,
+                                        "kernel_sparsity": 1 - kept / total, "widths": widths}
 
 
 def main(argv=None):
@@ -145,11 +157,13 @@ def main(argv=None):
     rows, files = [], {}
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        for algo in ("bc", "bcq"):
-            agent, params, state, path, finfo = build(args.env, algo, args.sparsity, tmp)
-            files[algo] = finfo
-            print(f"{algo}: compact file {finfo['file_bytes']} B vs dense float32 {finfo['dense_bytes']} B "
-                  f"(kernel sparsity {finfo['kernel_sparsity']:.4f})")
+        for algo, narrow in [(a, nw) for a in ("bc", "bcq") for nw in ((False, True) if args.narrow else (False,))]:
+            agent, params, state, path, finfo = build(args.env, algo, args.sparsity, tmp, narrow)
+            label = f"{algo} narrow" if narrow else algo
+            files[label] = finfo
+            print(f"{label}: compact file {finfo['file_bytes']} B vs dense float32 {finfo['dense_bytes']} B "
+                  f"({finfo['kernel_weights']:,} kernel weights, kernel sparsity {finfo['kernel_sparsity']:.4f}, "
+                  f"widths {finfo['widths']})")
             pols = {"numpy dense": Policy.load(path, "numpy", sparse=False),
                     "numpy sparse": Policy.load(path, "numpy", sparse=True),
                     "jax dense": Policy.load(path, "jax", sparse=False)}
@@ -160,20 +174,22 @@ def main(argv=None):
                 cells = {}
                 for name, pol in pols.items():
                     z = rng.standard_normal(pol.latent_shape(obs.shape[:-1])).astype(np.float32)
-                    cells[(algo, name)] = (lambda pol=pol, z=z: pol.act(obs, z=z))
-                cells[(algo, "flax act")] = lambda: np.asarray(
+                    cells[(label, name)] = (lambda pol=pol, z=z: pol.act(obs, z=z))
+                cells[(label, "flax act")] = lambda: np.asarray(
                     flax_act(state.params, state.obs_mean, state.obs_std, obs, key))
-                if algo == "bcq":
+                if algo == "bcq" and not narrow:
                     n = agent.config.num_act_samples
                     s_rep = np.broadcast_to(obs[..., None, :], obs.shape[:-1] + (n, obs_dim)).astype(np.float32)
                     zz = np.clip(rng.standard_normal(s_rep.shape[:-1] + (agent.latent_dim,)), -.5, .5).astype(np.float32)
                     aa = rng.uniform(-1, 1, s_rep.shape[:-1] + (agent.act_dim,)).astype(np.float32)
-                    for name, pol in pols.items():
+                    sz, sa = np.concatenate([s_rep, zz], -1), np.concatenate([s_rep, aa], -1)
+                    for name, pol in pols.items():  # each raw MLP on its concatenated input
                         wrap = jax.jit if pol.backend == "jax" else (lambda f: f)
-                        dec, per, q1 = wrap(pol.decode), wrap(pol.perturb), wrap(pol.q1)
-                        cells[("bcq.decoder", name)] = lambda dec=dec: np.asarray(dec(s_rep, zz))
-                        cells[("bcq.actor", name)] = lambda per=per: np.asarray(per(s_rep, aa))
-                        cells[("bcq.q1", name)] = lambda q1=q1: np.asarray(q1(s_rep, aa))
+                        dec, per, q1 = (wrap(pol.network(*n)) for n in (("vae", "d"), ("actor/net", "l"),
+                                                                        ("critic/q1/net", "l")))
+                        cells[("bcq.decoder", name)] = lambda dec=dec: np.asarray(dec(sz))
+                        cells[("bcq.actor", name)] = lambda per=per: np.asarray(per(sa))
+                        cells[("bcq.q1", name)] = lambda q1=q1: np.asarray(q1(sa))
                 for (path_name, name), fn in cells.items():
                     r = latency(fn, args.warmup, args.min_calls, args.min_time, args.max_time)
                     rows.append({"path": path_name, "batch": b, "impl": name, **r})
