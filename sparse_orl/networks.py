@@ -15,8 +15,36 @@ from typing import Any, Sequence, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
+
+
+def orthogonal_init(scale: float):
+    """Orthogonal kernels of scale ``scale`` (Saxe et al. 2014), as ``flax.linen.initializers.orthogonal``:
+    Q of the QR of a standard-normal (fan_in, features) matrix (transposed when wider than tall),
+    columns signed by diag(R), times ``scale``.
+
+    The QR runs on the host (numpy, ``pure_callback``) with ``vmap_method="sequential"``: under
+    ``vmap`` over runs the QRs are taken one after another. A vmapped XLA QR is one batched
+    LAPACK call, which hung for minutes on this project's loaded 2-core CPU (BUILD_NOTES, issue 13).
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        if len(shape) != 2:
+            raise ValueError(f"orthogonal_init needs a 2-D kernel shape, got {shape}")
+        rows, cols = shape
+        mat = (cols, rows) if rows < cols else (rows, cols)
+        a = jax.random.normal(key, mat, jnp.float32)
+
+        def qr(x):
+            q, r = np.linalg.qr(np.asarray(x, np.float64))
+            return (q * np.sign(np.diag(r))).astype(np.float32)
+
+        q = jax.pure_callback(qr, jax.ShapeDtypeStruct(mat, jnp.float32), a, vmap_method="sequential")
+        return (scale * (q.T if rows < cols else q)).astype(dtype)
+
+    return init
 
 
 def torch_uniform_init(fan_in: int):
@@ -51,7 +79,7 @@ class Dense(nn.Module):
         elif self.init_scheme == "flax":
             k_init, b_init = nn.initializers.lecun_normal(), nn.initializers.zeros_init()
         elif self.init_scheme == "orthogonal":  # IQL's authors: orthogonal kernels of scale √2, zero biases
-            k_init, b_init = nn.initializers.orthogonal(jnp.sqrt(2.0)), nn.initializers.zeros_init()
+            k_init, b_init = orthogonal_init(float(np.sqrt(2.0))), nn.initializers.zeros_init()
         else:
             raise ValueError(f"unknown init scheme {self.init_scheme!r} (expected 'torch', 'flax' or 'orthogonal')")
         kernel = self.param("kernel", k_init, (fan_in, self.features), jnp.float32)

@@ -62,14 +62,7 @@ def _init_fn(agent: Algorithm, prune: PruneConfig, mesh: Optional[Mesh]):
         state = init_state(agent, k_agent, data, prune, sparsity, obs_mean, obs_std)
         return RunState(state, k_train, jnp.int32(-1))
 
-    if getattr(agent.config, "init_scheme", None) != "orthogonal":
-        fn = jax.vmap(one, in_axes=(None, 0, 0, None, None))
-    else:
-        # Orthogonal kernels come from a QR; vmapped over runs it is one batched LAPACK QR, which
-        # hung (minutes, then killed) on this project's 2-core CPU when both cores were busy, while
-        # runs taken in turn finish in seconds (BUILD_NOTES, issue 13). Init runs once per job.
-        def fn(data, seeds, sparsities, obs_mean, obs_std):
-            return jax.lax.map(lambda xs: one(data, xs[0], xs[1], obs_mean, obs_std), (seeds, sparsities))
+    fn = jax.vmap(one, in_axes=(None, 0, 0, None, None))
     if mesh is None:
         return jax.jit(fn)
     return jax.jit(fn, out_shardings=runs_sharding(mesh))

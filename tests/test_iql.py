@@ -121,3 +121,21 @@ def test_deploy_acts_with_the_mean_like_the_library(tmp_path):
     want = np.asarray(algo.act(st.params, st.obs_mean, st.obs_std, obs, None))
     for sparse in (False, True):
         np.testing.assert_allclose(deploy.Policy.load(path, sparse=sparse).act(obs), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(17, 256), (256, 256), (256, 6)])
+def test_orthogonal_init_is_flax_orthogonal_and_vmaps_run_by_run(shape):
+    import flax.linen as nn
+
+    from sparse_orl.networks import orthogonal_init
+
+    key = jax.random.PRNGKey(3)
+    init = orthogonal_init(np.sqrt(2.0))
+    w = np.asarray(init(key, shape))
+    np.testing.assert_allclose(w, np.asarray(nn.initializers.orthogonal(np.sqrt(2.0))(key, shape)), atol=1e-5)
+    small = w.T @ w if shape[0] >= shape[1] else w @ w.T  # orthonormal columns (or rows), times √2²
+    np.testing.assert_allclose(small, 2.0 * np.eye(min(shape)), atol=1e-4)
+    keys = jax.random.split(key, 3)
+    batched = np.asarray(jax.jit(jax.vmap(lambda k: init(k, shape)))(keys))
+    for i in range(3):
+        np.testing.assert_array_equal(batched[i], np.asarray(init(keys[i], shape)))
