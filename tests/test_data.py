@@ -293,3 +293,40 @@ def test_check_env_spaces(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"sb3/hopper/medium-v0.*HalfCheetah-v5"):
         check_env_spaces(info, cheetah)
     cheetah.close()
+
+
+def test_missing_minari_dataset_without_network_is_one_line_at_once(tmp_path, monkeypatch):
+    import socket
+
+    from sparse_orl.data.minari import load_minari
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+
+    def no_dns(*a, **k):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(ValueError) as e:
+        load_minari("nobody/nothing/none-v0")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "'nobody/nothing/none-v0' not found in the local cache" in msg and str(tmp_path) in msg
+    assert msg.endswith("not downloadable (no network: huggingface.co does not resolve (Name or service not known))")
+
+
+def test_missing_minari_dataset_names_the_download_failure(tmp_path, monkeypatch):
+    import socket
+
+    import minari
+
+    from sparse_orl.data.minari import load_minari
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [])
+
+    def refuse(dataset_id, *a, **k):
+        raise ConnectionError(f"remote has no {dataset_id}\nsecond line")
+
+    monkeypatch.setattr(minari, "download_dataset", refuse)
+    with pytest.raises(ValueError, match=r"not downloadable \(ConnectionError: remote has no nobody/nothing/none-v0\)$"):
+        load_minari("nobody/nothing/none-v0")

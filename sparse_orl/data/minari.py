@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import pathlib
+import socket
+import urllib.parse
 import warnings
 from typing import Optional, Tuple
 
@@ -34,15 +38,33 @@ def _open_dataset(dataset_id: str, download: bool = True):
     local = get_dataset_path(dataset_id)
     reason = "download disabled"
     if download:
-        try:
-            minari.download_dataset(dataset_id)
-            return minari.load_dataset(dataset_id, download=False)
-        except Exception as e:  # network, unknown remote id, missing huggingface_hub, ...
-            reason = f"{type(e).__name__}: {e}".splitlines()[0]
+        reason = _hub_unreachable()
+        if reason is None:
+            hub_log = logging.getLogger("huggingface_hub")
+            level = hub_log.level
+            hub_log.setLevel(logging.ERROR)  # its retry lines; the failure is summed up in one line below
+            try:
+                minari.download_dataset(dataset_id)
+                return minari.load_dataset(dataset_id, download=False)
+            except Exception as e:  # network, unknown remote id, missing huggingface_hub, ...
+                reason = f"{type(e).__name__}: {e}".splitlines()[0]
+            finally:
+                hub_log.setLevel(level)
     raise ValueError(
         f"Minari dataset {dataset_id!r} not found in the local cache (searched {local}) "
         f"and not downloadable ({reason})"
     )
+
+
+def _hub_unreachable() -> Optional[str]:
+    """Why the dataset hub cannot be reached, or None. Without a network the Hub client retries
+    for ~25 s, printing a line each time; a host that does not resolve is known at once."""
+    host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as e:
+        return f"no network: {host} does not resolve ({e.strerror or e})"
+    return None
 
 
 def _env_id(dataset) -> Optional[str]:
