@@ -23,7 +23,6 @@ warmup.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile

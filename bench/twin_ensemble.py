@@ -37,7 +37,6 @@ def ensemble_agent(agent):
     import jax
     import jax.numpy as jnp
 
-    from sparse_orl.algos import losses
     from sparse_orl.algos.iql import IQL
     from sparse_orl.algos.td3bc import TD3BC
 

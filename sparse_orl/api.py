@@ -1,4 +1,5 @@
-"""``sparse_orl.train(...)``: one training job from Python, the same code path as ``launch.train``.
+"""``sparse_orl.train(...)`` / ``sparse_orl.train_sweep(...)``: a training job or a sweep from Python, the same
+code paths as ``launch.train`` / ``launch.sweep``.
 
 ::
 
@@ -13,6 +14,8 @@ The keywords are ``launch.train``'s flag names (``python -m launch.train --help`
 Python values: lists for the comma-list flags, booleans, numbers. Both build the job with
 :func:`sparse_orl.options.experiment_config` and run it with
 :func:`sparse_orl.experiment.run_experiment`. Re-running with the same ``workdir`` resumes.
+``sparse_orl.train_sweep`` takes ``launch.sweep``'s flag names the same way
+(:func:`sparse_orl.options.sweep_config`, :func:`sparse_orl.sweep.run_sweep`).
 """
 from __future__ import annotations
 
@@ -87,3 +90,37 @@ def train(workdir: Optional[str] = None, log: Optional[Callable[[str], None]] = 
     config, logs = options_lib.experiment_config(opts, warn=lambda m: log(f"warning: {m}"))
     summary = run_experiment(config, log=log, logs=logs)
     return Result(config.workdir, summary)
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What one call of :func:`train_sweep` did: program names ``ran`` / ``done`` (finished before) /
+    ``locked`` (another job holds them), and the sweep's results table so far."""
+
+    workdir: str
+    ran: List[str]
+    done: List[str]
+    locked: List[str]
+
+    def rows(self) -> List[Dict]:
+        """Rows of ``results.jsonl`` (one per run and evaluation; :func:`sparse_orl.results.load_results`)."""
+        from sparse_orl.results import load_results
+
+        return load_results(self.workdir)
+
+
+def train_sweep(workdir: str, log: Optional[Callable[[str], None]] = print, dry_run: bool = False, num_shards: int = 1,
+          shard_index: int = 0, **options) -> SweepResult:
+    """Run a sweep (algos x datasets x pruners x levels x seeds; :mod:`sparse_orl.sweep`), or this
+    shard of it, and return a :class:`SweepResult`. Re-running with the same ``workdir`` resumes;
+    ``dry_run`` prints the plan (programs, runs, estimated time and memory) and trains nothing.
+    """
+    from sparse_orl import options as options_lib
+    from sparse_orl.sweep import run_sweep
+
+    log = log or (lambda _m: None)
+    opts = options_lib.Options(options_lib.sweep_options(), dict(options, workdir=os.fspath(workdir)),
+                               command="launch.sweep")
+    config = options_lib.sweep_config(opts)
+    out = run_sweep(config, num_shards=num_shards, shard_index=shard_index, log=log, dry_run=dry_run)
+    return SweepResult(config.workdir, list(out["ran"]), list(out["done"]), list(out["locked"]))

@@ -233,3 +233,26 @@ def test_chunk_sizer_score_groups_and_final_table():
     assert re.search(r"dense\s+0\s+2\s+72\.0 ± 2\.0\s+100", table), table
     assert re.search(r"snip\s+0\.95\s+1\s+n/a \(1 diverged\)", table), table
     assert table.endswith("wall time 1m15s")
+
+
+def test_python_sweep_api_trains_resumes_and_names_bad_keywords(minari_env, tmp_path):
+    import sparse_orl
+
+    kw = dict(datasets=[TINY_ID], algos=["bc"], bc_vae_only=True, vae_hidden=[8, 8], pruners=["none", "random"],
+              sparsities=[0.5], seeds=[0], steps=20, eval_every=20, checkpoint_every=20, eval_episodes=1,
+              eval_max_episode_steps=5,
+              batch_size=16, log=None)
+    wd = tmp_path / "sweep"
+    first = sparse_orl.train_sweep(wd, **kw)
+    assert len(first.ran) == 1 and not first.done and not first.locked
+    rows = first.rows()
+    assert {(r["pruner"], r["sparsity"]) for r in rows} == {("dense", 0.0), ("random", 0.5)}
+    again = sparse_orl.train_sweep(wd, **kw)  # finished programs are skipped
+    assert again.ran == [] and again.done == first.ran
+    with pytest.raises(ValueError, match=r"unknown option pruner_s \(the options are launch.sweep's flags"):
+        sparse_orl.train_sweep(wd, pruner_s=["snip"], **kw)
+    with pytest.raises(ValueError, match=r"a sweep takes --algos \(a comma list\), not --algo"):
+        sparse_orl.train_sweep(wd, algo="bc", **kw)
+    plan = []
+    sparse_orl.train_sweep(tmp_path / "dry", **dict(kw, log=plan.append, dry_run=True))
+    assert plan and not os.path.exists(tmp_path / "dry" / "programs")
