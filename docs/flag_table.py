@@ -45,8 +45,9 @@ def table() -> str:
             lines.append(f"| `--{o.name}` | {_default(o)} | {meaning} |")
     lines.append("| **devices** | | |")
     lines.append("| `--cpu_devices` | `auto` | Training on the CPU: split it into this many single-threaded JAX "
-                 "devices, each training its own block of runs (1.1-1.4x on 2 cores). `auto`: one per usable core "
-                 "when a program has at least two runs and no GPU/TPU plugin is installed. |")
+                 "devices, each training its own block of runs (1.1-1.4x on 2 cores). `auto`: as many as the largest "
+                 "program's runs fill (at most one per core, at most 10% padding) when no GPU/TPU plugin is "
+                 "installed. |")
     lines.append("| **several hosts** | | |")
     for name, meaning in (("distributed", "Call `jax.distributed.initialize()` first (Cloud TPU pod slices, Slurm)."),
                           ("coordinator_address", "With `--distributed`: host:port of process 0."),

@@ -74,8 +74,9 @@ _DISTRIBUTED_FLAGS = ("coordinator_address", "num_processes", "process_id")
 def define_cpu_flags() -> None:
     flags.DEFINE_string("cpu_devices", "auto", "Training on the CPU: split it into this many single-threaded JAX "
                         "devices, each training its own block of the runs (2 on a 2-core CPU: 1.1-1.4x the "
-                        "aggregate steps/s of one 2-thread device, BUILD_NOTES issue 13). 'auto': one per usable "
-                        "core when a program has at least two runs and no GPU/TPU plugin is installed, else 1.")
+                        "aggregate steps/s of one 2-thread device, BUILD_NOTES issue 13). 'auto': as many as the "
+                        "largest program's runs fill (at most one per usable core, at most 10% padding runs) when "
+                        "no GPU/TPU plugin is installed, else 1.")
 
 
 def apply_cpu_devices(FLAGS, runs_per_program: int) -> int:

@@ -17,8 +17,9 @@ from sparse_orl.experiment_config import ExperimentConfig
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("runs,cores,want", [(1, 2, 1), (2, 2, 2), (5, 2, 2), (3, 8, 3), (40, 16, 16), (9, 1, 1)])
-def test_auto_splits_only_when_there_are_runs_for_every_core(monkeypatch, runs, cores, want):
+@pytest.mark.parametrize("runs,cores,want", [(1, 2, 1), (2, 2, 2), (3, 2, 1), (5, 2, 1), (6, 2, 2), (11, 2, 2),
+                                             (3, 8, 3), (40, 16, 14), (9, 1, 1)])
+def test_auto_splits_over_as_many_cores_as_the_runs_fill(monkeypatch, runs, cores, want):
     monkeypatch.setattr(cpu_devices, "accelerator_installed", lambda: False)
     assert cpu_devices.auto_cpu_devices(runs, cores) == want
 
