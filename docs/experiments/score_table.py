@@ -1,0 +1,52 @@
+"""Markdown table of final scores from launch.train summaries: one row per (dataset, pruner, sparsity).
+
+    python docs/experiments/score_table.py WORKDIR_OR_SUMMARY.json [...]
+
+Columns: seeds, normalized score at each run's last evaluation (mean ± sample std, then the seeds'
+values), the mean of each seed's last three evaluations, its step, and run-steps/s. Runs of the
+narrow control are read from the merged summary (``pruner == "narrow"``); dense runs are labelled
+dense. Unfinished runs are shown at the step they reached.
+"""
+import json
+import os
+import statistics
+import sys
+
+
+def summaries(paths):
+    for p in paths:
+        f = p if p.endswith(".json") else os.path.join(p, "summary.json")
+        if os.path.exists(f):
+            yield json.load(open(f))
+
+
+def label(r):
+    return "dense" if float(r["sparsity"]) == 0.0 else r["pruner"]
+
+
+def main(paths):
+    rows = {}
+    for s in summaries(paths):
+        ds = s["config"]["dataset"].split("/")[1] if "/" in s["config"]["dataset"] else s["config"]["dataset"]
+        for r in s["runs"]:
+            ev = [e for e in r.get("evals", []) if e.get("normalized_score") is not None]
+            if not ev:
+                continue
+            key = (ds, label(r), float(r["sparsity"]))
+            rows.setdefault(key, []).append((r["seed"], ev, r.get("train_steps_per_s")))
+    print("| dataset | network | sparsity | seeds | final score [seeds] | last 3, per seed | step | run-steps/s |")
+    print("|---|---|---:|---:|---:|---|---:|---:|")
+    for (ds, lab, sp), runs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+        runs = sorted(runs, key=lambda x: x[0])
+        finals = [ev[-1]["normalized_score"] for _, ev, _ in runs]
+        last3 = [statistics.mean(e["normalized_score"] for e in ev[-3:]) for _, ev, _ in runs]
+        steps = sorted({ev[-1]["step"] for _, ev, _ in runs})
+        sd = f" ± {statistics.stdev(finals):.1f}" if len(finals) > 1 else ""
+        speed = [x for _, _, x in runs if x]
+        print(f"| {ds} | {lab} | {sp:g} | {len(runs)} | {statistics.mean(finals):.1f}{sd} "
+              f"({', '.join(f'{x:.1f}' for x in finals)}) | {', '.join(f'{x:.1f}' for x in last3)} | "
+              f"{'/'.join(f'{x:,}' for x in steps)} | {f'{statistics.mean(speed):,.0f}' if speed else ''} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
