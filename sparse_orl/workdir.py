@@ -47,6 +47,7 @@ def provenance(info) -> Dict:
         "dataset_id": info.dataset_id,
         "dataset_sha256": info.sha256,
         "devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # e.g. single-threaded CPU devices (--cpu_devices)
     } | ({"processes": jax.process_count()} if jax.process_count() > 1 else {})
 
 
