@@ -20,14 +20,45 @@ import numpy as np
 Array = jax.Array
 
 
+def householder_q(a: Array) -> Array:
+    """Q of the QR decomposition a = QR (a: (m, n), m >= n), signed so that diag(R) > 0.
+
+    Householder reflections in plain ``lax`` loops: no LAPACK call, so it vmaps into batched
+    array ops and runs inside any device program. A QR with diag(R) > 0 is unique for a
+    full-rank ``a``, so this equals ``Q · sign(diag R)`` of any other QR routine up to rounding.
+    """
+    m, n = a.shape
+    rows = jnp.arange(m)
+
+    def reduce(j, carry):
+        r, vs = carry
+        x = jnp.where(rows >= j, r[:, j], 0.0)
+        norm = jnp.sqrt(jnp.sum(x * x))
+        alpha = jnp.where(x[j] > 0, -norm, norm)  # the sign that avoids cancellation
+        v = x.at[j].add(-alpha)
+        vn = jnp.sqrt(jnp.sum(v * v))
+        v = jnp.where(vn > 0, v / jnp.where(vn > 0, vn, 1.0), 0.0)
+        return r - 2.0 * jnp.outer(v, v @ r), vs.at[j].set(v)
+
+    r, vs = jax.lax.fori_loop(0, n, reduce, (a, jnp.zeros((n, m), a.dtype)))
+
+    def expand(i, q):  # Q = H_0 H_1 ... H_{n-1} I[:, :n], applied from the last reflection
+        v = vs[n - 1 - i]
+        return q - 2.0 * jnp.outer(v, v @ q)
+
+    q = jax.lax.fori_loop(0, n, expand, jnp.eye(m, n, dtype=a.dtype))
+    d = jnp.diagonal(r)
+    return q * jnp.where(d < 0, -1.0, 1.0)
+
+
 def orthogonal_init(scale: float):
     """Orthogonal kernels of scale ``scale`` (Saxe et al. 2014), as ``flax.linen.initializers.orthogonal``:
     Q of the QR of a standard-normal (fan_in, features) matrix (transposed when wider than tall),
     columns signed by diag(R), times ``scale``.
 
-    The QR runs on the host (numpy, ``pure_callback``) with ``vmap_method="sequential"``: under
-    ``vmap`` over runs the QRs are taken one after another. A vmapped XLA QR is one batched
-    LAPACK call, which hung for minutes on this project's loaded 2-core CPU (BUILD_NOTES, issue 13).
+    The QR is :func:`householder_q`, not LAPACK's: a vmapped XLA QR is one batched LAPACK call,
+    which hung for minutes on this project's loaded 2-core CPU, and a host-callback QR deadlocked
+    a program split over CPU devices (BUILD_NOTES, issue 13).
     """
 
     def init(key, shape, dtype=jnp.float32):
@@ -35,13 +66,7 @@ def orthogonal_init(scale: float):
             raise ValueError(f"orthogonal_init needs a 2-D kernel shape, got {shape}")
         rows, cols = shape
         mat = (cols, rows) if rows < cols else (rows, cols)
-        a = jax.random.normal(key, mat, jnp.float32)
-
-        def qr(x):
-            q, r = np.linalg.qr(np.asarray(x, np.float64))
-            return (q * np.sign(np.diag(r))).astype(np.float32)
-
-        q = jax.pure_callback(qr, jax.ShapeDtypeStruct(mat, jnp.float32), a, vmap_method="sequential")
+        q = householder_q(jax.random.normal(key, mat, jnp.float32))
         return (scale * (q.T if rows < cols else q)).astype(dtype)
 
     return init

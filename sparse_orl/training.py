@@ -43,7 +43,8 @@ def init_runs(agent: Algorithm, prune: PruneConfig, data: Transitions, seeds, sp
 
     The run key is ``PRNGKey(seed)``; init, pruning and training streams are
     split from it, so equal seeds share initial weights and the data order
-    across sparsity levels (paired comparisons).
+    across sparsity levels (paired comparisons). With ``mesh``, the number of runs
+    must be a multiple of its size (see ``sharding.padded_num_runs``).
     """
     seeds = jnp.asarray(np.asarray(seeds, np.uint32))
     sparsities = jnp.asarray(np.asarray(sparsities, np.float32))
@@ -65,7 +66,12 @@ def _init_fn(agent: Algorithm, prune: PruneConfig, mesh: Optional[Mesh]):
     fn = jax.vmap(one, in_axes=(None, 0, 0, None, None))
     if mesh is None:
         return jax.jit(fn)
-    return jax.jit(fn, out_shardings=runs_sharding(mesh))
+    # each device initializes its own block of runs: partitioned by GSPMD instead, the host
+    # callback of the orthogonal init (networks.orthogonal_init) sat inside a cross-device
+    # all-reduce that never completed (a 2-CPU-device abort, BUILD_NOTES issue 13)
+    spec = runs_sharding(mesh).spec
+    per_device = jax.shard_map(fn, mesh=mesh, in_specs=(P(), spec, spec, P(), P()), out_specs=spec, check_vma=False)
+    return jax.jit(per_device, out_shardings=runs_sharding(mesh))
 
 
 def _finite(metrics: Dict[str, jax.Array]) -> jax.Array:

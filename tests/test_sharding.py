@@ -109,3 +109,40 @@ def test_runs_sharded_over_four_devices_match_one_device(tmp_path):
     mask_keys = [k for k in a.files if k.startswith("[2]") and k.endswith("['kernel']")]
     assert mask_keys and all(np.array_equal(a[k], b[k]) for k in mask_keys)
     assert any(a[k][3:].mean() < 0.9 for k in mask_keys)
+
+
+IQL_SCRIPT = textwrap.dedent(r"""
+    import json, sys
+    import jax, jax.numpy as jnp, numpy as np
+    from sparse_orl.algos import IQLConfig, make_algorithm
+    from sparse_orl.config import PruneConfig
+    from sparse_orl.data.transitions import Transitions
+    from sparse_orl.sharding import replicated, runs_mesh
+    from sparse_orl.training import init_runs, make_train_chunk
+
+    agent = make_algorithm(IQLConfig(actor_hidden=(8, 8), critic_hidden=(8, 8), value_hidden=(8, 8)), 3, 2, 1.0)
+    k = jax.random.split(jax.random.PRNGKey(1), 5)
+    n = 64
+    data = Transitions(jax.random.normal(k[0], (n, 3)), jax.random.uniform(k[1], (n, 2), minval=-1, maxval=1),
+                       jax.random.normal(k[2], (n,)), jax.random.normal(k[3], (n, 3)), jnp.zeros((n,)))
+    mesh = runs_mesh()
+    data = jax.device_put(data, replicated(mesh))
+    runs = init_runs(agent, PruneConfig("snip"), data, [0, 1], [0.5, 0.5], mesh=mesh)
+    runs, _ = make_train_chunk(agent, 16, 5, mesh=mesh)(runs, data)
+    leaf = np.asarray(runs.agent.params["value"]["net"]["l1"]["kernel"])
+    print("OK " + json.dumps({"devices": len(jax.devices()), "sum": float(np.abs(leaf).sum())}))
+""")
+
+
+def test_orthogonal_init_and_training_over_two_cpu_devices_finish():
+    # IQL's orthogonal init once deadlocked a program split over CPU devices (a host-callback QR
+    # inside a cross-device all-reduce); every device now inits its own runs with a pure-JAX QR
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0 --xla_force_host_platform_device_count=2"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", IQL_SCRIPT], capture_output=True, text=True, env=env, cwd=root,
+                         timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    info = json.loads([l for l in out.stdout.splitlines() if l.startswith("OK ")][-1][3:])
+    assert info["devices"] == 2 and np.isfinite(info["sum"]) and info["sum"] > 0
