@@ -45,6 +45,15 @@ def relabel_narrow(name, summary):
     return summary
 
 
+def current_names(summary):
+    """The algorithm's (label, display name) as the current code names it (``AlgoConfig``)."""
+    sys.path.insert(0, REPO)
+    from sparse_orl.algos import config_from_dict
+
+    cfg = config_from_dict(summary["config"]["agent"])
+    return cfg.label, cfg.display_name
+
+
 def speed_from_log(summary_path):
     """Median per-run steps/s of a workdir's progress lines (first chunk, which compiles, left out),
     for summaries written before launch.train recorded ``train_steps_per_s``."""
@@ -75,6 +84,7 @@ def main(dirs):
                 found.append((name, os.path.join(d, name, "summary.json")))
     for name, path in found:
         s = relabel_narrow(name, json.load(open(path)))
+        s["algo_label"], s["algo_name"] = current_names(s)  # older summaries say "TD3BC": one name per report
         s["config"] = dict(s["config"], workdir=f"runs/{os.path.basename(OUT)}/{name}")  # no machine paths in docs/
         sps = speed_from_log(path)
         if sps is not None:

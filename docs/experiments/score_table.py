@@ -34,7 +34,7 @@ def main(paths):
                 continue
             key = (ds, label(r), float(r["sparsity"]))
             rows.setdefault(key, []).append((r["seed"], ev, r.get("train_steps_per_s")))
-    print("| dataset | network | sparsity | seeds | final score [seeds] | last 3, per seed | step | run-steps/s |")
+    print("| dataset | network | sparsity | seeds | final score [seeds] | last 3, per seed | step | steps/s per run |")
     print("|---|---|---:|---:|---:|---|---:|---:|")
     for (ds, lab, sp), runs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
         runs = sorted(runs, key=lambda x: x[0])
