@@ -32,18 +32,19 @@ def main(paths):
             ev = [e for e in r.get("evals", []) if e.get("normalized_score") is not None]
             if not ev:
                 continue
-            key = (ds, label(r), float(r["sparsity"]))
+            key = (s["config"]["agent"]["algo"] + ("-vae" if s["config"]["agent"].get("vae_only") else ""), ds,
+                   label(r), float(r["sparsity"]))
             rows.setdefault(key, []).append((r["seed"], ev, r.get("train_steps_per_s")))
-    print("| dataset | network | sparsity | seeds | final score [seeds] | last 3, per seed | step | steps/s per run |")
-    print("|---|---|---:|---:|---:|---|---:|---:|")
-    for (ds, lab, sp), runs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+    print("| algo | dataset | network | sparsity | seeds | final score [seeds] | last 3, per seed | step | steps/s per run |")
+    print("|---|---|---|---:|---:|---:|---|---:|---:|")
+    for (algo, ds, lab, sp), runs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3], kv[0][2])):
         runs = sorted(runs, key=lambda x: x[0])
         finals = [ev[-1]["normalized_score"] for _, ev, _ in runs]
         last3 = [statistics.mean(e["normalized_score"] for e in ev[-3:]) for _, ev, _ in runs]
         steps = sorted({ev[-1]["step"] for _, ev, _ in runs})
         sd = f" ± {statistics.stdev(finals):.1f}" if len(finals) > 1 else ""
         speed = [x for _, _, x in runs if x]
-        print(f"| {ds} | {lab} | {sp:g} | {len(runs)} | {statistics.mean(finals):.1f}{sd} "
+        print(f"| {algo} | {ds} | {lab} | {sp:g} | {len(runs)} | {statistics.mean(finals):.1f}{sd} "
               f"({', '.join(f'{x:.1f}' for x in finals)}) | {', '.join(f'{x:.1f}' for x in last3)} | "
               f"{'/'.join(f'{x:,}' for x in steps)} | {f'{statistics.mean(speed):,.0f}' if speed else ''} |")
 
