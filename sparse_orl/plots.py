@@ -110,6 +110,7 @@ def _log_y(ax) -> None:
 
 def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
     plt = _plt()
+    from matplotlib.ticker import FuncFormatter
     files = []
     for algo, name, dataset in groups(rows):
         sub = [r for r in rows if (r["algo"], r["algo_name"], r["dataset"]) == (algo, name, dataset)]
@@ -142,13 +143,19 @@ def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
             ax.set_title(pruner_name(pruner) if pruner != "dense" else "dense")
             ax.set_xlabel("training step (gradient updates)")
             ax.grid(alpha=0.3)
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x / 1000:g}k" if x else "0"))
         for ax in axes[:, 0]:
             ax.set_ylabel(score_label(sub))
         for ax in list(axes.flat)[len(pruners):]:
             ax.set_visible(False)
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        # every level in the legend, not only the first panel's (a pruner may have run at one level only)
+        legend = {}
+        for ax in axes.flat:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(lab, h)
+        order = (["dense"] if "dense" in legend else []) + [f"sparsity {pct(s)}" for s in levels
+                                                           if f"sparsity {pct(s)}" in legend]
+        fig.legend([legend[k] for k in order], order, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
         fig.suptitle(f"{name} on {dataset}: score during training\n"
                      f"line = mean over {len(seeds)} seed(s), band = min–max over seeds")
         fig.tight_layout()
