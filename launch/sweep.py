@@ -21,8 +21,8 @@ import time
 from absl import app, flags, logging
 
 from launch import common
-from sparse_orl import options as options_lib
 from sparse_orl import sweep as sweep_lib
+from sparse_orl.sweep import options as sweep_options
 from sparse_orl.checkpoint import CheckpointError
 from sparse_orl.interrupts import Interrupted
 
@@ -32,14 +32,14 @@ common.define_prune_flags()
 common.define_distributed_flags()
 common.define_cpu_flags()
 flags.adopt_module_key_flags(common)  # --help lists the shared sparse_orl flags too
-common.define_options(options_lib.SWEEP_OPTIONS)
+common.define_options(sweep_options.SWEEP_OPTIONS)
 flags.DEFINE_bool("dry_run", False, "Print the plan with estimated time and memory; train nothing.")
 flags.DEFINE_integer("num_shards", 1, "Split the programs over this many jobs (all sharing --workdir).")
 flags.DEFINE_integer("shard_index", 0, "Which shard this job runs, in [0, num_shards).")
 
 
 def sweep_from_flags() -> sweep_lib.SweepConfig:
-    return options_lib.sweep_config(FLAGS)
+    return sweep_options.sweep_config(FLAGS)
 
 
 def main(argv):

@@ -15,7 +15,7 @@ Python values: lists for the comma-list flags, booleans, numbers. Both build the
 :func:`sparse_orl.options.experiment_config` and run it with
 :func:`sparse_orl.experiment.run_experiment`. Re-running with the same ``workdir`` resumes.
 ``sparse_orl.train_sweep`` takes ``launch.sweep``'s flag names the same way
-(:func:`sparse_orl.options.sweep_config`, :func:`sparse_orl.sweep.run_sweep`).
+(:func:`sparse_orl.sweep.options.sweep_config`, :func:`sparse_orl.sweep.run_sweep`).
 """
 from __future__ import annotations
 
@@ -116,11 +116,12 @@ def train_sweep(workdir: str, log: Optional[Callable[[str], None]] = print, dry_
     ``dry_run`` prints the plan (programs, runs, estimated time and memory) and trains nothing.
     """
     from sparse_orl import options as options_lib
+    from sparse_orl.sweep import options as sweep_options
     from sparse_orl.sweep import run_sweep
 
     log = log or (lambda _m: None)
-    opts = options_lib.Options(options_lib.sweep_options(), dict(options, workdir=os.fspath(workdir)),
+    opts = options_lib.Options(sweep_options.sweep_options(), dict(options, workdir=os.fspath(workdir)),
                                command="launch.sweep")
-    config = options_lib.sweep_config(opts)
+    config = sweep_options.sweep_config(opts)
     out = run_sweep(config, num_shards=num_shards, shard_index=shard_index, log=log, dry_run=dry_run)
     return SweepResult(config.workdir, list(out["ran"]), list(out["done"]), list(out["locked"]))

@@ -63,28 +63,6 @@ TRAIN_OPTIONS = (
            ("online", "offline")),
 )
 
-# ---- the options of a sweep (launch.sweep, sparse_orl.sweep) -----------------------------------
-SWEEP_OPTIONS = (
-    Option("algos", "list", ["bcq", "bc"], "Algorithms, comma list of "
-           + ", ".join(sorted(algos_lib.ALGORITHMS)) + "."),
-    Option("pruners", "list", ["none", "snip", "grasp", "random", "magnitude"],
-           "Pruning methods, comma list ('none' = dense, trained once per seed; 'erk_random' = random "
-           "--allocation=erk, the recommended method at high sparsity)."),
-    Option("sparsities", "list", ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "0.95", "0.98",
-                                  "0.99"], "Sparsity levels (fraction of prunable weights removed), comma list."),
-    Option("datasets", "list", None, "Minari dataset ids (or D4RL .hdf5 paths), comma list."),
-    Option("seeds", "list", ["0", "1", "2", "3", "4"], "Seeds, comma list."),
-    Option("steps", "int", 1_000_000, "Gradient steps per run."),
-    Option("batch_size", "int", 100, "Mini-batch size."),
-    Option("eval_every", "int", 5000, "Evaluate every this many steps."),
-    Option("eval_episodes", "int", 10, "Evaluation episodes per run (0: no evaluation)."),
-    Option("eval_max_episode_steps", "int", None, "Cap evaluation episodes at this length (default: env limit)."),
-    Option("checkpoint_every", "int", 10000, "Checkpoint every this many steps."),
-    Option("workdir", "str", None, "Sweep folder (sweep.json, programs/, locks/, results.csv/.jsonl)."),
-    Option("max_runs_per_program", "int", None, "Cap on the runs vmapped in one compiled program "
-           "(split over seeds first, then pruners, then levels). Default: no cap."),
-)
-
 PRUNE_OPTIONS = (
     Option("pruner", "list", ["snip"], "How to choose masks at initialization: one of "
            f"{', '.join(pruning.registry.registered_names())} (erk_random = random --allocation=erk, the "
@@ -167,12 +145,6 @@ def agent_options() -> Tuple[Option, ...]:
 def train_options() -> Tuple[Option, ...]:
     """Every option of one training job (``launch.train``'s flags, :func:`sparse_orl.train`'s keywords)."""
     return agent_options() + PRUNE_OPTIONS + TRAIN_OPTIONS
-
-
-def sweep_options() -> Tuple[Option, ...]:
-    """Every option of a sweep (``launch.sweep``'s flags, :func:`sparse_orl.sweep`'s keywords):
-    the agent and pruning options of a job, with lists of algorithms, pruners, levels, datasets."""
-    return agent_options() + PRUNE_OPTIONS + SWEEP_OPTIONS
 
 
 # ---- values ------------------------------------------------------------------------------
@@ -335,6 +307,12 @@ def prune_configs(opts) -> Tuple[PruneConfig, ...]:
     return tuple(prune_config(opts, pruner=n) for n in names)
 
 
+def run_settings(opts) -> Dict[str, Any]:
+    """The per-run settings a job and a sweep share: steps, batch, evaluation and checkpoint cadence."""
+    return {k: getattr(opts, k) for k in ("steps", "batch_size", "eval_every", "eval_episodes", "checkpoint_every",
+                                          "eval_max_episode_steps")}
+
+
 def experiment_config(opts, warn=None):
     """The :class:`~sparse_orl.experiment.ExperimentConfig` of one training job, validated.
 
@@ -371,13 +349,8 @@ def experiment_config(opts, warn=None):
         prunes=prunes,
         seeds=parse_ints(opts.seeds, "seeds"),
         sparsities=sparsities,
-        steps=opts.steps,
-        batch_size=opts.batch_size,
-        eval_every=opts.eval_every,
-        eval_episodes=opts.eval_episodes,
-        checkpoint_every=opts.checkpoint_every,
         env=opts.env,
-        eval_max_episode_steps=opts.eval_max_episode_steps,
+        **run_settings(opts),
     )
     config.validate()
     if opts.chunk_s is None or not opts.chunk_s > 0:
@@ -387,45 +360,3 @@ def experiment_config(opts, warn=None):
                      wandb_mode=opts.wandb_mode)
     return config, logs
 
-
-def sweep_config(opts):
-    """The :class:`~sparse_orl.sweep.SweepConfig` of a sweep, validated (``opts``: :func:`sweep_options`)."""
-    import os
-
-    from sparse_orl.sweep.plan import SweepConfig
-
-    if opts["algo"].present:
-        raise ValueError("a sweep takes --algos (a comma list), not --algo")
-    if opts["pruner"].present:
-        raise ValueError("a sweep takes --pruners (a comma list), not --pruner")
-    if not opts.datasets:
-        raise ValueError("--datasets is required (comma list of Minari ids or D4RL .hdf5 paths)")
-    if not opts.workdir:
-        raise ValueError("--workdir is required")
-    algos = [a.strip() for a in opts.algos if a.strip()]
-    for a in algos:
-        if a not in algos_lib.ALGORITHMS:
-            raise ValueError(f"--algos must be a comma list of {', '.join(sorted(algos_lib.ALGORITHMS))}, got {a!r}")
-    check_agent_options(opts, algos)
-    agents = tuple(agent_config(opts, algo=a) for a in algos)
-    prunes = tuple(prune_config(opts, pruner=p.strip()) for p in opts.pruners if p.strip())
-    sparsities = parse_floats(opts.sparsities, "sparsities")
-    if all(p.is_dense for p in prunes):
-        sparsities = (0.0,)
-    sweep = SweepConfig(
-        workdir=os.path.abspath(opts.workdir),
-        datasets=tuple(d.strip() for d in opts.datasets if d.strip()),
-        agents=agents,
-        prunes=prunes,
-        sparsities=sparsities,
-        seeds=parse_ints(opts.seeds, "seeds"),
-        steps=opts.steps,
-        batch_size=opts.batch_size,
-        eval_every=opts.eval_every,
-        eval_episodes=opts.eval_episodes,
-        checkpoint_every=opts.checkpoint_every,
-        eval_max_episode_steps=opts.eval_max_episode_steps,
-        max_runs_per_program=opts.max_runs_per_program,
-    )
-    sweep.validate()
-    return sweep
