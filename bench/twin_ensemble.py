@@ -1,14 +1,14 @@
-"""Twin critics as one vmapped ensemble vs two separate Q-networks: TD3+BC / IQL steps/s, interleaved.
+"""Twin critics as one vmapped ensemble vs two separate Q-networks: TD3+BC / IQL / BCQ steps/s, interleaved.
 
 The issue-13 question: is Q1(s, a), Q2(s, a) faster as one batched matmul (the two
 critics' params stacked on a leading axis, the critic applied under ``vmap``) than as
 two matmuls? This builds both variants of the same algorithm (the ensemble one
 overrides only where the twin critic is evaluated: the critic loss, and the TD target
-(TD3+BC) or min(Q1, Q2) (IQL)), compiles each as a ``make_train_chunk`` program of
+(TD3+BC, and BCQ's over its repeated next states) or min(Q1, Q2) (IQL)), compiles each as a ``make_train_chunk`` program of
 ``--runs`` dense runs, and times them interleaved. The param layout is unchanged, so
 the ensemble variant stacks the two critics' params inside every step.
 
-    python bench/twin_ensemble.py --algos=td3bc,iql --runs=5
+    python bench/twin_ensemble.py --algos=td3bc,iql,bcq --runs=5
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def ensemble_agent(agent):
     import jax
     import jax.numpy as jnp
 
+    from sparse_orl.algos import losses
+    from sparse_orl.algos.bcq import BCQ
     from sparse_orl.algos.iql import IQL
     from sparse_orl.algos.td3bc import TD3BC
 
@@ -57,6 +59,14 @@ def ensemble_agent(agent):
         class Ensemble(IQL):
             def q_min(self, critic_params, obs, action):
                 return jnp.minimum(*twin_q(self.critic, critic_params, obs, action))
+    elif isinstance(agent, BCQ):
+        class Ensemble(BCQ):
+            def critic_target_values(self, target_params, vae_params, batch, z):
+                c, n = self.config, z.shape[1]
+                s_rep = jnp.broadcast_to(batch.next_obs[:, None, :], (batch.next_obs.shape[0], n, self.obs_dim))
+                a_next = self.next_actions(target_params.get("actor"), vae_params, s_rep, z)
+                q = losses.soft_clipped_double_q(*twin_q(self.critic, target_params["critic"], s_rep, a_next), c.lmbda)
+                return jax.lax.stop_gradient(losses.td_target(batch.reward, batch.done, q, c.discount))
     else:
         raise SystemExit(f"no ensemble variant for {type(agent).__name__}")
     fields = {f.name: getattr(agent, f.name) for f in dataclasses.fields(agent)}
@@ -90,7 +100,7 @@ def main(argv=None):
             # the critic loss is a module function: swapped only while the program is traced
             losses.critic_loss = plain_loss if name == "two networks" else ens_loss
             try:
-                progs[name] = Program(agent, data, args.runs, args.steps, C.batch_of(algo, 256), "dense", 0.0,
+                progs[name] = Program(agent, data, args.runs, args.steps, C.batch_of(algo, 100), "dense", 0.0,
                                       1, args.runs_loop)
             finally:
                 losses.critic_loss = plain_loss

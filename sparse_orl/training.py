@@ -123,25 +123,31 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: Optional[int]
     """
     runs_loop = resolve_runs_loop(runs_loop, mesh)
 
-    def run_one(rs: RunState, data: Transitions, n):
+    def run_one(rs: RunState, data: Transitions, n, step0=None):
+        # ``step0``: under vmap, the step the program's runs share (unbatched). The agent
+        # sees it as ``state.step``, so a ``lax.cond`` on the step (TD3+BC's policy delay)
+        # stays a branch; on a batched step vmap turns it into a select that computes both
+        # branches every step.
         def body(carry):
-            agent_state, key, nan_step, sums = carry
+            agent_state, key, nan_step, sums, t = carry
+            if t is not None:
+                agent_state = agent_state.replace(step=t)
             key, k_batch, k_step = jax.random.split(key, 3)
             batch = sample_batch(data, k_batch, batch_size)
             new_agent, metrics = agent.train_step(agent_state, batch, k_step)
             ok = _finite(metrics)
             nan_step = jnp.where((nan_step < 0) & ~ok, agent_state.step, nan_step)
             sums = {k: sums[k] + metrics[k] for k in sums}
-            return new_agent, key, nan_step, sums
+            return new_agent, key, nan_step, sums, None if t is None else t + 1
 
         zero = {k: jnp.zeros((), jnp.float32) for k in agent.metric_names}
-        init = (rs.agent, rs.key, rs.nan_step, zero)
+        init = (rs.agent, rs.key, rs.nan_step, zero, step0)
         if num_steps is None:
-            agent_state, key, nan_step, sums = jax.lax.fori_loop(0, n, lambda _i, c: body(c), init)
+            agent_state, key, nan_step, sums, _ = jax.lax.fori_loop(0, n, lambda _i, c: body(c), init)
             denom = jnp.maximum(n, 1).astype(jnp.float32)
         else:
-            (agent_state, key, nan_step, sums), _ = jax.lax.scan(lambda c, _: (body(c), None), init, None,
-                                                                 length=num_steps, unroll=unroll)
+            (agent_state, key, nan_step, sums, _), _ = jax.lax.scan(lambda c, _: (body(c), None), init, None,
+                                                                    length=num_steps, unroll=unroll)
             denom = num_steps
         # A broken run is frozen at the state it had when this chunk began: one select per
         # chunk instead of one per step (a full pass over params and Adam moments).
@@ -157,7 +163,10 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: Optional[int]
             return jax.lax.map(lambda rs: run_one(rs, data, n), runs)
     else:
         def fn(runs, data, n=None):
-            return jax.vmap(run_one, in_axes=(0, None, None))(runs, data, n)
+            # The runs of a program step in lockstep; a diverged run is frozen behind
+            # (its state is reset every chunk), so the healthy runs' step is the largest.
+            step0 = jnp.max(runs.agent.step)
+            return jax.vmap(run_one, in_axes=(0, None, None, None))(runs, data, n, step0)
     if num_steps is not None:
         fixed = fn
         fn = lambda runs, data: fixed(runs, data)  # noqa: E731

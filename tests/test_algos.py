@@ -171,18 +171,20 @@ def test_same_seed_same_init_and_nested_snip_masks_across_sparsity():
         assert not np.array_equal(dense, np.asarray(p[layer]["kernel"][2]))  # other seed differs
 
 
-def test_nan_run_is_frozen_and_others_continue():
+@pytest.mark.parametrize("loop", ["map", "vmap"])
+def test_nan_run_is_frozen_and_others_continue(loop):
     agent = make_algorithm(BCConfig(vae_only=True, **TINY), OBS, ACT, 1.0)
     data = _data()
     runs = init_runs(agent, PruneConfig("none"), data, [0, 1], [0.0, 0.0])
     bad_vae = jax.tree_util.tree_map(lambda x: x.at[1].set(jnp.nan), runs.agent.params["vae"])
     runs = runs.replace(agent=runs.agent.replace(params={"vae": bad_vae}))
     before = jax.tree_util.tree_map(np.asarray, runs.agent.params)
-    runs, metrics = make_train_chunk(agent, 32, 20)(runs, data)
+    runs, metrics = make_train_chunk(agent, 32, 20, runs_loop=loop)(runs, data)
     assert int(metrics["nan_step"][0]) == -1 and int(metrics["nan_step"][1]) == 0
     assert np.isfinite(metrics["vae_loss"][0]) and int(runs.agent.step[0]) == 20
     assert int(runs.agent.step[1]) == 0  # frozen where it broke
-    runs, metrics = make_train_chunk(agent, 32, 20)(runs, data)
+    runs, metrics = make_train_chunk(agent, 32, 20, runs_loop=loop)(runs, data)
+    assert int(metrics["nan_step"][1]) == 0  # broke again at once, on its own (frozen) step
     assert int(runs.agent.step[0]) == 40 and int(runs.agent.step[1]) == 0
     np.testing.assert_array_equal(np.asarray(runs.agent.params["vae"]["d1"]["kernel"][1]),
                                   before["vae"]["d1"]["kernel"][1])

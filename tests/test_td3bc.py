@@ -73,6 +73,35 @@ def test_policy_delay_targets_move_only_on_actor_steps():
                                + 0.005 * jax.tree_util.tree_leaves(st2.params["critic"])[0], rtol=1e-6, atol=1e-7)
 
 
+def test_policy_delay_is_a_branch_under_vmap_and_map_equals_vmap():
+    """The actor update is skipped, not computed and discarded, with vmapped runs too
+
+    (vmap turns a ``lax.cond`` on a batched step into a select of both branches), and
+    chunks of odd length (the delay crossing chunk ends) give the same runs either way.
+    """
+    algo = make_algorithm(TD3BCConfig(**TINY), OBS, ACT, 1.0)
+    data = _data()
+    out = {}
+    for loop in ("map", "vmap"):
+        runs = init_runs(algo, PruneConfig("erk_random"), data, [0, 1, 2], [0.0, 0.5, 0.9])
+        for n in (None, 3):
+            chunk = make_train_chunk(algo, 32, n, runs_loop=loop)
+            args = (runs, data) if n else (runs, data, jnp.int32(3))
+            assert "stablehlo.case" in chunk.lower(*args).as_text(), (loop, n)
+        dyn = make_train_chunk(algo, 32, None, runs_loop=loop)
+        sums = 0.0
+        for n in (3, 5, 1):
+            runs, m = dyn(runs, data, jnp.int32(n))
+            sums = sums + n * np.asarray(m["actor_loss"])
+        out[loop] = runs, sums
+    (a, sa), (b, sb) = out["map"], out["vmap"]
+    assert np.all(np.asarray(a.agent.step) == 9) and np.all(np.asarray(b.agent.step) == 9)
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5),
+                           (a.agent.params, a.agent.target_params), (b.agent.params, b.agent.target_params))
+    np.testing.assert_allclose(sa, sb, rtol=1e-4)
+    assert np.all(sa != 0)  # 4 actor steps in 9, whichever chunk they fell in
+
+
 @pytest.mark.parametrize("pruner", ["snip", "erk_random", "synflow"])
 def test_pruned_weights_stay_exactly_zero_in_params_targets_and_moments(pruner):
     algo = make_algorithm(TD3BCConfig(**TINY), OBS, ACT, 1.0)

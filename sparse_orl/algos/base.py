@@ -54,7 +54,8 @@ class TrainState:
     opt_state: Dict[str, Any]  # {network: pruning.MaskedState}
     obs_mean: jax.Array  # (obs_dim,) observation normalization (0 / 1 when off)
     obs_std: jax.Array
-    step: jax.Array  # int32 gradient steps taken
+    step: jax.Array  # int32 gradient steps taken; the same for every run of a program (the loop
+    # hands train_step the shared, unbatched step under vmap, so a lax.cond on it stays a branch)
 
     @property
     def masks(self) -> Params:
