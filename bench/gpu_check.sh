@@ -12,6 +12,8 @@ step() { local name=$1 limit=$2; shift 2; echo "=== $name"; timeout "$limit" "$@
 step smoke 90 $T --quick --peak_n=1024
 grep -q "^wrote" "$OUT/smoke.log" || { cat "$OUT/smoke.log"; exit 1; }
 step bcq_fp32 200 $T --algos=bcq --runs=1,5,10,20,40,80,160 --variants=masked --sparsities=$LEVELS
+# TD3+BC / IQL (issue 13): 5 seeds x 8 levels = 40 runs in one program; the policy delay is a branch under vmap
+step td3bc_iql_fp32 150 $T --algos=td3bc,iql --runs=1,5,40,160 --variants=dense,masked --sparsities=$LEVELS
 step bcq_bf16 100 $T --algos=bcq --runs=1,40,160 --variants=masked --sparsities=$LEVELS --compute_dtype=bfloat16
 step bc_fp32 100 $T --algos=bc,bc_vae --runs=1,40 --variants=dense,masked --sparsities=$LEVELS
 JAX_DEFAULT_MATMUL_PRECISION=highest step bcq_fp32_highest 80 $T --algos=bcq --runs=1,40 --variants=masked --sparsities=$LEVELS
