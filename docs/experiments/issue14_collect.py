@@ -1,11 +1,12 @@
 """Collect issue 14's launch.train workdirs into docs/results/issue14/ and build the merged report.
 
-    python docs/experiments/issue14_collect.py WORKDIR|RUNS_DIR|SUMMARY.json [...]
+    python docs/experiments/issue14_collect.py [--out=FOLDER] [--no_report] WORKDIR|RUNS_DIR|SUMMARY.json [...]
 
 Copies every finished (or partial) ``summary.json`` under the given folders (and the given
 summary files, e.g. issue 5's HalfCheetah 30k runs in docs/results/) to
 ``docs/results/issue14/summaries/<workdir name>.json``, then writes the merged report
-(PNGs + report.md) into ``docs/results/issue14/report/``.
+(PNGs + report.md) of just these into ``docs/results/issue14/report/`` (``--no_report``: copy only,
+e.g. to add runs to a report built from more workdirs with ``launch.report``).
 
 The first narrow-control runs were launched before ``--pruner=narrow`` existed, as dense runs
 of the narrow widths (``--pruner=none --vae_hidden=153,153``; hopper 159,159). That is the same
@@ -66,8 +67,15 @@ def speed_from_log(summary_path):
 
 def main(dirs):
     global OUT
-    if dirs and dirs[0].startswith("--out="):
-        OUT = os.path.join(REPO, dirs.pop(0)[len("--out="):])
+    report = True
+    while dirs and dirs[0].startswith("--"):
+        opt = dirs.pop(0)
+        if opt.startswith("--out="):
+            OUT = os.path.join(REPO, opt[len("--out="):])
+        elif opt == "--no_report":
+            report = False
+        else:
+            raise SystemExit(f"issue14_collect.py: unknown option {opt} (--out=FOLDER, --no_report)")
     sums = os.path.join(OUT, "summaries")
     os.makedirs(sums, exist_ok=True)
     work = []
@@ -96,6 +104,8 @@ def main(dirs):
         with open(os.path.join(wd, "summary.json"), "w") as f:
             json.dump(s, f)
         work.append(os.path.relpath(wd, REPO))
+    if not report:
+        return
     cmd = [sys.executable, "-m", "launch.report", "--workdir=" + ",".join(work), "--out=" + os.path.relpath(os.path.join(OUT, "report"), REPO)]
     subprocess.run(cmd, cwd=REPO, check=True)
 
