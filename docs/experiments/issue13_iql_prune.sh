@@ -7,6 +7,10 @@
 DEFAULT_OUT=runs/issue13; . docs/experiments/queue.sh
 common="--algo=iql --seeds=0,1 --steps=100000 --batch_size=256 --eval_every=5000 --checkpoint_every=5000 --eval_episodes=10"
 run iql_walker2d_prune95 $common --dataset=sb3/walker2d/expert-v0 --pruner=erk_random,snip,synflow,narrow --sparsity=0.95
+# every 95% IQL network failed on walker2d: is it the orthogonal init under a 95% mask? (PyTorch's init, 50k)
+run iql_walker2d_torchinit95_50k --algo=iql --seeds=0,1 --steps=50000 --batch_size=256 --eval_every=5000 \
+    --checkpoint_every=5000 --eval_episodes=10 --dataset=sb3/walker2d/expert-v0 --pruner=erk_random,synflow \
+    --sparsity=0.95 --init=torch
 # 90% before the other datasets: at 95% every IQL network collapsed on walker2d, so where it starts to break
 run iql_walker2d_prune90 $common --dataset=sb3/walker2d/expert-v0 --pruner=erk_random,snip,synflow,narrow --sparsity=0.9
 for env in halfcheetah hopper; do
