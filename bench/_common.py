@@ -147,6 +147,16 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def time_interleaved(progs: Dict, repeats: int) -> Dict[str, List[float]]:
+    """{name: [seconds of each timed chunk]}: ``progs[name].time_chunk()`` in turn, the order
+    reversed every other repeat so no variant always runs first (or after the same one)."""
+    times = {k: [] for k in progs}
+    for r in range(repeats):
+        for k in (list(progs) if r % 2 == 0 else list(progs)[::-1]):
+            times[k].append(progs[k].time_chunk())
+    return times
+
+
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> Dict:
     """fp32 (or bf16 with f32 accumulation) n³ matmul rate of a jitted XLA dot, best and median.
 

@@ -175,11 +175,7 @@ def main(argv=None):
                 progs = {}
                 for v, (kind, lp) in variants.items():
                     progs[v] = Program(agent, data, n, steps, batch, kind, sparsity, args.unroll, lp)
-                times = {v: [] for v in variants}
-                for r in range(args.repeats):  # interleaved: dense, masked, dense, masked, ...
-                    order = list(variants) if r % 2 == 0 else list(variants)[::-1]
-                    for v in order:
-                        times[v].append(progs[v].time_chunk())
+                times = C.time_interleaved(progs, args.repeats)  # dense, masked, masked, dense, ...
                 for v in variants:
                     t_med = C.median(times[v])
                     agg = n * steps / t_med

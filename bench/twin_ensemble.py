@@ -104,10 +104,7 @@ def main(argv=None):
                                       1, args.runs_loop)
             finally:
                 losses.critic_loss = plain_loss
-        times = {k: [] for k in progs}
-        for r in range(args.repeats):
-            for k in (list(progs) if r % 2 == 0 else list(progs)[::-1]):
-                times[k].append(progs[k].time_chunk())
+        times = C.time_interleaved(progs, args.repeats)
         for k in progs:
             rate = args.runs * args.steps / C.median(times[k])
             rows.append({"algo": algo, "env": args.env, "variant": k, "runs": args.runs, "agg_steps_s": rate,

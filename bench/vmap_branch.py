@@ -58,10 +58,7 @@ def main(argv=None):
     progs = {name: Program(agent, data, args.runs, args.steps, C.batch_of("td3bc", 256), "dense", 0.0, 1,
                            args.runs_loop)
              for name, agent in (("branch", base), ("select", select_agent(base)))}
-    times = {k: [] for k in progs}
-    for r in range(args.repeats):
-        for k in (list(progs) if r % 2 == 0 else list(progs)[::-1]):
-            times[k].append(progs[k].time_chunk())
+    times = C.time_interleaved(progs, args.repeats)
     rows = [{"variant": k, "runs": args.runs, "runs_loop": args.runs_loop,
              "agg_steps_s": args.runs * args.steps / C.median(times[k]), "chunk_s": times[k]} for k in progs]
     ratio = rows[0]["agg_steps_s"] / rows[1]["agg_steps_s"]
