@@ -69,7 +69,7 @@ def at_init():
         results.append((label, d))
     out = FLAGS.out or os.path.join(FLAGS.workdir, "diagnostics_init.png")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    diagnostics.plot_diagnostics(results, out, f"{FLAGS.dataset}: at init, seed {FLAGS.seed}")
+    diagnostics.plot_diagnostics(results, out, f"{cfg.display_name} on {FLAGS.dataset}: masks at init, seed {FLAGS.seed}")
     print(f"saved {out}")
 
 
@@ -101,7 +101,9 @@ def from_workdir():
         print(diagnostics.format_diagnostics(label, d), flush=True)
         results.append((label, d))
     out = FLAGS.out or os.path.join(wd, "diagnostics.png")
-    diagnostics.plot_diagnostics(results, out, f"{wd}: final params")
+    # the title names what was trained, not where it lies (a workdir path is the machine's)
+    diagnostics.plot_diagnostics(results, out, f"{cfg.display_name} on {config['dataset']}: trained masks and "
+                                               f"final params ({os.path.basename(os.path.normpath(wd))})")
     print(f"saved {out}")
 
 
