@@ -39,6 +39,10 @@ class PruneConfig:
     - ``rescale_init``: after masking, each unit's kept incoming weights are scaled
       by √(fan_in / kept fan_in), restoring the dense pre-activation variance
       (per-unit sparse init, Evci et al. 2022). Data-free: still pruning at init.
+    - ``prune_networks``: prune only these of the algorithm's scored networks (e.g.
+      ("actor",): the policy that is deployed; the critics train dense). Every network
+      is still scored, so a pruned network's mask is the one the full pruning gives it
+      (a controlled comparison); the others get all-ones masks. () = all.
     """
 
     pruner: str = "none"
@@ -53,8 +57,14 @@ class PruneConfig:
     warmup_rewind: bool = True
     warmup_batch: int = 100
     rescale_init: bool = False
+    prune_networks: Tuple[str, ...] = ()
 
     def __post_init__(self):
+        nets = self.prune_networks
+        if isinstance(nets, str) or not all(isinstance(n, str) and n.strip() for n in nets):
+            raise ValueError(f"--prune_networks must be a comma list of network names, got {nets!r}")
+        # sorted and unique: one spelling per set of networks in labels, hashes and config.json
+        object.__setattr__(self, "prune_networks", tuple(sorted({n.strip() for n in nets})))
         if self.pruner == NARROW:  # the equal-parameter dense control (sparse_orl.narrow): no masks
             if self.remedies():
                 raise ValueError(f"--pruner=narrow does not take --{', --'.join(self.remedies())} (it applies to nothing)")
@@ -100,7 +110,8 @@ class PruneConfig:
         name, spec = pruning.registry.resolve_pruner(pruner)
         if spec.scorer is None:  # dense
             return ()
-        out = ["allocation", "min_layer_density", "warmup_steps", "warmup_rewind", "warmup_batch", "rescale_init"]
+        out = ["allocation", "min_layer_density", "warmup_steps", "warmup_rewind", "warmup_batch", "rescale_init",
+               "prune_networks"]
         if spec.rounds_option == "prune_iterations":
             out += ["prune_iterations", "vae_score"]
         elif spec.rounds_option == "synflow_iterations":
@@ -141,7 +152,8 @@ class PruneConfig:
         The pruner plus every non-default remedy, e.g. "snip", "snip+erk",
         "snip+floor0.01", "snip+iter5", "synflow", "synflow+it20",
         "snip+acting", "snip+warmup500" (masks from 500 dense steps, rewound to
-        init: NOT pruning at init), "snip+warmup500-norewind".
+        init: NOT pruning at init), "snip+warmup500-norewind", "random+erk+only-actor"
+        (``prune_networks``: the other networks dense).
         """
         if self.is_dense:
             return "dense"
@@ -163,6 +175,8 @@ class PruneConfig:
             parts.append(w + ("" if self.warmup_rewind else "-norewind"))
         if self.rescale_init:
             parts.append("rescale")
+        if self.prune_networks:
+            parts.append("only-" + "-".join(self.prune_networks))
         return "+".join(parts)
 
     @property
@@ -183,5 +197,8 @@ def canonical_prune_dict(d: Dict) -> Dict:
     (with a default that changes nothing) leaves old sweep files and program
     names valid.
     """
-    return {k: v for k, v in d.items() if not (k in REMEDY_DEFAULTS and v == REMEDY_DEFAULTS[k])}
+    def at_default(k, v):  # a tuple default reads back from JSON as a list
+        return k in REMEDY_DEFAULTS and (tuple(v) if isinstance(v, list) else v) == REMEDY_DEFAULTS[k]
+
+    return {k: v for k, v in d.items() if not at_default(k, v)}
 

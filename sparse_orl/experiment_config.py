@@ -10,7 +10,7 @@ import json
 from typing import Dict, List, Optional, Tuple
 
 from sparse_orl import pruning
-from sparse_orl.algos import AlgoConfig, BCQConfig
+from sparse_orl.algos import AlgoConfig, BCQConfig, make_algorithm
 from sparse_orl.config import PruneConfig
 
 
@@ -45,6 +45,12 @@ class ExperimentConfig:
             raise ValueError(f"--sparsity has repeated levels: {list(self.sparsities)}")
         if not self.prunes:
             raise ValueError("--pruner is empty: give at least one pruning method")
+        networks = make_algorithm(self.agent, 1, 1, 1.0).networks  # shapes do not change which networks
+        for p in self.prunes:
+            unknown = [n for n in p.prune_networks if n not in networks]
+            if unknown:
+                raise ValueError(f"--prune_networks names {', '.join(unknown)}, which {self.agent.display_name} "
+                                 f"does not prune; its networks are {', '.join(networks)}")
         labels = [p.label for p in self.prunes]
         if len(set(labels)) != len(labels):
             raise ValueError(f"--pruner has repeated methods: {labels}")

@@ -27,6 +27,8 @@ def compute_masks(algo: Algorithm, params, data: Transitions, prune: PruneConfig
 
     Every scored network keeps exactly n − round(s·n) kernel weights, for a traced
     ``sparsity`` too; masks shared between networks come from ``algo.expand_masks``.
+    With ``prune.prune_networks`` only those keep their masks (scored with all the others,
+    so each is the mask the full pruning gives it); the rest get all-ones masks.
     """
     if prune.is_dense:
         return pruning.ones_like_masks(params)
@@ -38,6 +40,8 @@ def compute_masks(algo: Algorithm, params, data: Transitions, prune: PruneConfig
         paths=algo.synflow_paths(params),
         rerank=algo.rerank_problems(params, batch, k_noise, prune),
     )
+    if prune.prune_networks:
+        masks = {k: m if k in prune.prune_networks else pruning.ones_like_masks(m) for k, m in masks.items()}
     return algo.expand_masks(params, masks)
 
 

@@ -89,9 +89,12 @@ PRUNE_OPTIONS = (
     Option("rescale_init", "bool", False, "After masking, scale each unit's kept incoming weights by "
            "sqrt(fan_in / kept fan_in) so its pre-activation variance is the dense one "
            "(data-free; still pruning at init; label +rescale)."),
+    Option("prune_networks", "list", [], "Prune only these networks of the algorithm, comma list (e.g. actor: "
+           "the deployed policy sparse, the critics dense; label +only-actor). Each keeps the mask the full "
+           "pruning gives it; the others train dense. Empty = every network the algorithm scores."),
 )
 REMEDY_OPTIONS = ("allocation", "min_layer_density", "prune_iterations", "synflow_iterations", "vae_score",
-                  "warmup_steps", "warmup_rewind", "warmup_batch", "rescale_init")
+                  "warmup_steps", "warmup_rewind", "warmup_batch", "rescale_init", "prune_networks")
 
 
 def agent_fields() -> Dict[str, list]:
