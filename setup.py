@@ -21,5 +21,5 @@ setup(
         "matplotlib>=3.8",
         "tensorboardX>=2.6",  # TensorBoard event files without TensorFlow
     ],
-    extras_require={"test": ["pytest>=8", "wandb>=0.17"], "wandb": ["wandb>=0.17"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "wandb>=0.17"], "wandb": ["wandb>=0.17"]},
 )
