@@ -61,7 +61,7 @@ class PruneConfig:
 
     def __post_init__(self):
         nets = self.prune_networks
-        if isinstance(nets, str) or not all(isinstance(n, str) and n.strip() for n in nets):
+        if not isinstance(nets, (list, tuple)) or not all(isinstance(n, str) and n.strip() for n in nets):
             raise ValueError(f"--prune_networks must be a comma list of network names, got {nets!r}")
         # sorted and unique: one spelling per set of networks in labels, hashes and config.json
         object.__setattr__(self, "prune_networks", tuple(sorted({n.strip() for n in nets})))
@@ -117,6 +117,21 @@ class PruneConfig:
         elif spec.rounds_option == "synflow_iterations":
             out += ["synflow_iterations"]
         return tuple(out)
+
+    def check_networks(self, networks: Tuple[str, ...], algo_name: str) -> None:
+        """Refuse ``prune_networks`` that the algorithm (scored ``networks``) cannot honour."""
+        if not self.prune_networks:
+            return
+        unknown = [n for n in self.prune_networks if n not in networks]
+        if unknown:
+            raise ValueError(f"--prune_networks names {', '.join(unknown)}, which {algo_name} does not prune; "
+                             f"its networks are {', '.join(networks)}")
+        if set(self.prune_networks) == set(networks):
+            raise ValueError(f"--prune_networks={','.join(self.prune_networks)} lists every network {algo_name} "
+                             "prunes: leave it out")
+        if self.vae_score != "train" and "vae" not in self.prune_networks:
+            raise ValueError(f"--vae_score={self.vae_score} changes only the VAE's mask, which "
+                             f"--prune_networks={','.join(self.prune_networks)} leaves dense")
 
     @property
     def is_dense(self) -> bool:

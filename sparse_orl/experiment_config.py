@@ -47,10 +47,11 @@ class ExperimentConfig:
             raise ValueError("--pruner is empty: give at least one pruning method")
         networks = make_algorithm(self.agent, 1, 1, 1.0).networks  # shapes do not change which networks
         for p in self.prunes:
-            unknown = [n for n in p.prune_networks if n not in networks]
-            if unknown:
-                raise ValueError(f"--prune_networks names {', '.join(unknown)}, which {self.agent.display_name} "
-                                 f"does not prune; its networks are {', '.join(networks)}")
+            p.check_networks(networks, self.agent.display_name)
+        if any(p.is_narrow for p in self.prunes) and any(p.prune_networks for p in self.prunes):
+            # the narrow control narrows every network: it would not match a partly pruned one
+            raise ValueError("--pruner=narrow cannot be combined with --prune_networks (the narrow control "
+                             "narrows every network); train it in a job of its own")
         labels = [p.label for p in self.prunes]
         if len(set(labels)) != len(labels):
             raise ValueError(f"--pruner has repeated methods: {labels}")

@@ -32,6 +32,7 @@ def compute_masks(algo: Algorithm, params, data: Transitions, prune: PruneConfig
     """
     if prune.is_dense:
         return pruning.ones_like_masks(params)
+    prune.check_networks(tuple(algo.networks), algo.config.display_name)
     k_batch, k_noise, k_score = jax.random.split(key, 3)
     batch = algo.normalize_batch((obs_mean, obs_std), sample_batch(data, k_batch, prune.score_batch))
     masks = pruning.prune_at_init(

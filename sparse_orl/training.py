@@ -46,6 +46,7 @@ def init_runs(agent: Algorithm, prune: PruneConfig, data: Transitions, seeds, sp
     across sparsity levels (paired comparisons). With ``mesh``, the number of runs
     must be a multiple of its size (see ``sharding.padded_num_runs``).
     """
+    prune.check_networks(tuple(agent.networks), agent.config.display_name)  # before tracing: one clean line
     seeds = jnp.asarray(np.asarray(seeds, np.uint32))
     sparsities = jnp.asarray(np.asarray(sparsities, np.float32))
     if obs_mean is None:

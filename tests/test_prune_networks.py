@@ -109,6 +109,12 @@ def test_flag_reaches_every_sparse_method():
                                                        "prune; its networks are actor, critic"),
     (dict(pruner="none", prune_networks="actor"), "--prune_networks does not apply to --pruner=none"),
     (dict(pruner="narrow", prune_networks="actor"), "--prune_networks does not apply to --pruner=narrow"),
+    (dict(pruner="snip,narrow", prune_networks="actor"), "--pruner=narrow cannot be combined with "
+     "--prune_networks (the narrow control narrows every network); train it in a job of its own"),
+    (dict(prune_networks="value,actor,critic"), "--prune_networks=actor,critic,value lists every network IQL "
+                                                "prunes: leave it out"),
+    (dict(algo="bcq", pruner="snip", vae_score="acting", prune_networks="actor,critic"),
+     "--vae_score=acting changes only the VAE's mask, which --prune_networks=actor,critic leaves dense"),
 ])
 def test_errors_name_the_flag(kw, message):
     with pytest.raises(ValueError) as e:
@@ -116,8 +122,18 @@ def test_errors_name_the_flag(kw, message):
     assert str(e.value) == message
 
 
+def test_init_runs_checks_the_names_too():
+    """Callers that skip ExperimentConfig (launch.diagnose --at_init, the library) get the same line."""
+    algo = make_algorithm(IQL_TINY, OBS, ACT, 1.0)
+    with pytest.raises(ValueError, match=r"^--prune_networks names vae, which IQL does not prune; its networks "
+                                         r"are actor, critic, value$"):
+        init_runs(algo, PruneConfig("snip", snip_batch=50, prune_networks=("vae",)), _data(), [0], [0.9])
+
+
 def test_library_refuses_a_bare_string():
     with pytest.raises(ValueError, match=r"--prune_networks must be a comma list of network names, got 'actor'"):
         PruneConfig("snip", prune_networks="actor")
     with pytest.raises(ValueError, match="--prune_networks must be a comma list"):
         PruneConfig("snip", prune_networks=("actor", " "))
+    with pytest.raises(ValueError, match="--prune_networks must be a comma list"):
+        PruneConfig("snip", prune_networks=None)
