@@ -81,7 +81,8 @@ def final_table(summary: Dict, wall_s: Optional[float] = None) -> str:
     rows: Dict[Group, List[Dict]] = {}
     for r in summary["runs"]:
         rows.setdefault(group_of(r["pruner"], r["sparsity"]), []).append(r)
-    head = f"{'pruner':<16} {'sparsity':>8} {'seeds':>5} {'final score':>16} {'steps/s/run':>11}"
+    w = max([16] + [len(group_of(r["pruner"], r["sparsity"])[0]) for r in summary["runs"]])  # long labels
+    head = f"{'pruner':<{w}} {'sparsity':>8} {'seeds':>5} {'final score':>16} {'steps/s/run':>11}"
     lines = [head, "-" * len(head)]
     for g, rs in rows.items():
         finals = [r["evals"][-1]["normalized_score"] for r in rs
@@ -94,8 +95,8 @@ def final_table(summary: Dict, wall_s: Optional[float] = None) -> str:
         if diverged:
             score += f" ({diverged} diverged)"
         sps = rs[0].get("train_steps_per_s")
-        lines.append(f"{g[0]:<16} {g[1]:>8g} {len(rs):>5} {score:>16} {sps:>11.0f}" if sps else
-                     f"{g[0]:<16} {g[1]:>8g} {len(rs):>5} {score:>16} {'':>11}")
+        lines.append(f"{g[0]:<{w}} {g[1]:>8g} {len(rs):>5} {score:>16} {sps:>11.0f}" if sps else
+                     f"{g[0]:<{w}} {g[1]:>8g} {len(rs):>5} {score:>16} {'':>11}")
     if wall_s is not None:
         lines.append(f"wall time {fmt_time(wall_s)}")
     return "\n".join(lines)

@@ -233,6 +233,11 @@ def test_chunk_sizer_score_groups_and_final_table():
     assert re.search(r"dense\s+0\s+2\s+72\.0 ± 2\.0\s+100", table), table
     assert re.search(r"snip\s+0\.95\s+1\s+n/a \(1 diverged\)", table), table
     assert table.endswith("wall time 1m15s")
+    long = {"pruner": "random+erk+only-critic-value", "sparsity": 0.95, "status": "ok",
+            "evals": [{"normalized_score": 9.0}], "train_steps_per_s": 30.0}
+    head, _, *rows = final_table({"runs": summary["runs"] + [long]}).splitlines()
+    end = head.index("sparsity") + len("sparsity")  # columns stay aligned past a long label
+    assert [r[end - 4:end] for r in rows] == ["   0", "0.95", "0.95"], rows
 
 
 def test_python_sweep_api_trains_resumes_and_names_bad_keywords(minari_env, tmp_path):
