@@ -135,8 +135,14 @@ def load_many(workdirs: Sequence[str], log: Log = print, sizes: bool = True) -> 
                 raise ValueError(f"run {k[3]} sparsity {k[4]} seed {k[5]} ({k[0]} on {k[2]}) is in both "
                                  f"{owner[k]} and {w}: report them separately")
     infos = [d["info"] for d in parts]
-    info = {k: sorted({str(i.get(k)) for i in infos}) for k in infos[0]}
-    info = {k: (v[0] if len(v) == 1 else " / ".join(v)) for k, v in info.items()}
+    def merged(k):  # one value, or "a / b"; None (e.g. no episode cap) stays None, not "None"
+        vals = sorted({str(i.get(k)) for i in infos if i.get(k) is not None})
+        if not vals:
+            return None
+        return vals[0] if len(vals) == 1 and all(i.get(k) is not None for i in infos) else " / ".join(
+            vals + (["none"] if any(i.get(k) is None for i in infos) else []))
+
+    info = {k: merged(k) for k in infos[0]}
     return {"kind": "several", "workdir": ", ".join(workdirs),
             "rows": [r for d in parts for r in d["rows"]], "diverged": [x for d in parts for x in d["diverged"]],
             "layers": [x for d in parts for x in d["layers"]], "sizes": [x for d in parts for x in d["sizes"]],

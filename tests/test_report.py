@@ -103,7 +103,21 @@ def test_report_merges_program_workdirs_and_refuses_double_counting(finished_swe
     out = reporting.make_report(progs, str(tmp_path / "merged"), log=quiet)
     md = open(out["markdown"]).read()
     assert "2 experiments" in md and "| SNIP | 95% | 2 |" in md
+    cap = {str(single["info"]["eval_max_episode_steps"])}  # the programs share one episode cap (or none)
+    assert merged["info"]["eval_max_episode_steps"] == (None if cap == {"None"} else cap.pop())
+    assert "capped at None" not in md
     with pytest.raises(ValueError, match="is in both"):
         reporting.load_many([finished_sweep, progs[0]], log=quiet, sizes=False)
     with pytest.raises(ValueError, match="--out is required"):
         reporting.make_report(progs, None, log=quiet)
+
+
+def test_merged_info_says_none_not_the_string_none(monkeypatch):
+    from sparse_orl import report_data
+
+    infos = {"a": {"steps": 100, "eval_max_episode_steps": None}, "b": {"steps": 100, "eval_max_episode_steps": None},
+             "c": {"steps": 200, "eval_max_episode_steps": 8}}
+    monkeypatch.setattr(report_data, "load_data", lambda w, log, sizes: dict(
+        rows=[], diverged=[], layers=[], sizes=[], unfinished=[], info=infos[w]))
+    assert report_data.load_many(["a", "b"])["info"] == {"steps": "100", "eval_max_episode_steps": None}
+    assert report_data.load_many(["a", "c"])["info"] == {"steps": "100 / 200", "eval_max_episode_steps": "8 / none"}
