@@ -51,3 +51,19 @@ def tiny_minari_root(tmp_path_factory):
         else:
             os.environ["MINARI_DATASETS_PATH"] = old
     return root
+
+
+def random_transitions(n=200, obs_dim=5, act_dim=2, seed=0, done_frac=0.2):
+    """Random float32 transitions (actions in [-1, 1], about ``done_frac`` of them terminal)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from sparse_orl.data.transitions import Transitions
+
+    rng = np.random.default_rng(seed)
+    return Transitions(
+        obs=jnp.asarray(rng.normal(size=(n, obs_dim)), jnp.float32),
+        action=jnp.asarray(rng.uniform(-1, 1, size=(n, act_dim)), jnp.float32),
+        reward=jnp.asarray(rng.normal(size=n), jnp.float32),
+        next_obs=jnp.asarray(rng.normal(size=(n, obs_dim)), jnp.float32),
+        done=jnp.asarray(rng.uniform(size=n) < done_frac, jnp.float32))

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import random_transitions
 from sparse_orl import options as options_lib
 from sparse_orl.algos import IQLConfig, TD3BCConfig, make_algorithm
 from sparse_orl.config import PruneConfig, canonical_prune_dict
-from sparse_orl.data.transitions import Transitions
 from sparse_orl.training import init_runs, make_train_chunk
 from sparse_orl.workdir import comparable_config
 
@@ -19,14 +19,8 @@ IQL_TINY = IQLConfig(actor_hidden=(8, 8), critic_hidden=(8, 8), value_hidden=(8,
 TD3BC_TINY = TD3BCConfig(actor_hidden=(8, 8), critic_hidden=(8, 8))
 
 
-def _data(n=200, seed=0):
-    rng = np.random.default_rng(seed)
-    return Transitions(
-        obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        action=jnp.asarray(rng.uniform(-1, 1, size=(n, ACT)), jnp.float32),
-        reward=jnp.asarray(rng.normal(size=n), jnp.float32),
-        next_obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        done=jnp.asarray(rng.uniform(size=n) < 0.2, jnp.float32))
+def _data():
+    return random_transitions(obs_dim=OBS, act_dim=ACT)
 
 
 def _leaves(tree):
