@@ -35,6 +35,7 @@ from sparse_orl.algos import make_algorithm
 from sparse_orl.checkpoint import Checkpointer, abstract_like, save_final
 from sparse_orl.config import PruneConfig
 from sparse_orl.data import check_env_spaces, load_dataset, normalized_score, obs_stats, to_device
+from sparse_orl.data.transitions import subset_indices, take_rows
 from sparse_orl.io_utils import atomic_write_json
 from sparse_orl.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding, to_global, to_host
 from sparse_orl.training import init_runs, make_act_fn, make_train_chunk, take_runs
@@ -113,10 +114,10 @@ def _train_with_narrow(config: ExperimentConfig, log, stop_at, main: bool, logs:
     if others:
         programs.append(("main", dataclasses.replace(config, prunes=others), None))
     for s in config.sparsities:
-        cfg, record = narrow_config(config.agent, info.obs_dim, info.act_dim, info.max_action, s)
+        cfg, record = narrow_config(config.agent_config, info.obs_dim, info.act_dim, info.max_action, s)
         name = f"narrow-{s:g}"
         programs.append((name, dataclasses.replace(config, agent=cfg, prunes=(PruneConfig("none"),),
-                                                    sparsities=(0.0,)), (s, record)))
+                                                    sparsities=(0.0,), width_multiplier=1.0), (s, record)))
     runs, first, complete = [], None, True
     for name, cfg, narrow in programs:
         cfg = dataclasses.replace(cfg, workdir=os.path.join(workdir, "programs", name))
@@ -174,7 +175,7 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
     from sparse_orl import evaluation  # gymnasium import kept off the library's import path
     from sparse_orl.interrupts import Interrupted
     from sparse_orl.logs import MetricsLog
-    from sparse_orl.progress import ChunkSizer, group_of, progress_line, score_text
+    from sparse_orl.progress import ChunkSizer, group_name, group_of, progress_line, score_text
 
     workdir = config.workdir
     check_workdir(workdir, config, write=False)  # refuse another experiment before any work
@@ -194,13 +195,23 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
             check_env_spaces(info, env)
         finally:
             env.close()
-    agent = make_algorithm(config.agent.for_run(config.steps), info.obs_dim, info.act_dim, info.max_action)
-    check_workdir(workdir, config, write=main)  # flags and dataset are good: the workdir is claimed
+    agent_cfg = config.agent_config
+    agent = make_algorithm(agent_cfg.for_run(config.steps), info.obs_dim, info.act_dim, info.max_action)
+    # preprocessing needs whole episodes (IQL's reward scale), so it sees the whole dataset; it may
+    # refuse the data, so it runs before the workdir is claimed
     transitions = agent.preprocess(transitions, info)
-    obs_mean, obs_std = obs_stats(transitions, config.agent.normalize_obs)
-    mesh = runs_mesh()
     runs = config.runs
     num_runs = len(runs)
+    subsets = None
+    if config.max_transitions is not None:
+        subsets = np.stack([subset_indices(seed, transitions.size, config.max_transitions) for _, seed, _ in runs])
+    check_workdir(workdir, config, write=main)  # flags and dataset are good: the workdir is claimed
+    if subsets is None:
+        obs_mean, obs_std = obs_stats(transitions, agent_cfg.normalize_obs)
+    else:  # each run's statistics from its own subset
+        stats = [obs_stats(take_rows(transitions, rows), agent_cfg.normalize_obs) for rows in subsets]
+        obs_mean, obs_std = np.stack([m for m, _ in stats]), np.stack([s for _, s in stats])
+    mesh = runs_mesh()
     r_pad = padded_num_runs(num_runs, mesh)
     data = to_global(to_device(transitions), replicated(mesh))
     labels = [config.run_label(m, sp) for m, _, sp in runs]
@@ -214,8 +225,12 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
             segments[-1][1].append(i)
         else:
             segments.append((prune, [i]))
+    def rows(x, idx):
+        return x if x is None or np.ndim(x) < 2 else np.asarray(x)[idx]
+
     states = [init_runs(agent, prune, data, [runs[i][1] for i in idx], [runs[i][2] for i in idx],
-                        obs_mean, obs_std) for prune, idx in segments]
+                        rows(obs_mean, idx), rows(obs_std, idx), subsets=rows(subsets, idx))
+              for prune, idx in segments]
     # pad with copies of the last run so the runs axis splits evenly over the devices
     states.append(jax.tree_util.tree_map(lambda x: jnp.repeat(x[-1:], r_pad - num_runs, 0), states[-1]))
     run_states = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, 0), *states)
@@ -249,6 +264,13 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
     mask_reports = [pruning.masks_report(take_runs(host_masks, i), warn=restored is None and main,
                                          context=f"{labels[i]}, seed {s}, sparsity {p}")
                     for i, (_, s, p) in enumerate(runs)]
+    kept = {}
+    for i, g in enumerate(groups_of_runs):
+        kept.setdefault(g, []).append(sum(r["kept"] for r in mask_reports[i].values()))
+    log("kernel weights trained per run: " + ", ".join(
+        f"{group_name(g)} {int(np.mean(v)):,}" for g, v in kept.items())
+        + ("" if config.max_transitions is None else f"; each seed on its own {config.max_transitions:,} of "
+           f"{transitions.size:,} transitions"))
     score_ref = score_reference(info, env_id)
     prov = provenance(info)
 
@@ -392,7 +414,7 @@ def _train_program(config: ExperimentConfig, log, stop_at, main: bool, multi: bo
         save_final(workdir, [{"seed": s, "sparsity": p, "pruner": labels[i]} for i, (_, s, p) in enumerate(runs)],
                    take_runs(params, slice(0, num_runs)), take_runs(masks, slice(0, num_runs)),
                    np.asarray(f_mean)[:num_runs], np.asarray(f_std)[:num_runs],
-                   config.agent.to_dict() | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
+                   agent_cfg.to_dict() | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
                                              "max_action": info.max_action, "env_id": env_id})
     summary = write_summary(True, nan_steps)
     log(f"done: {workdir}/summary.json")

@@ -31,6 +31,8 @@ class ExperimentConfig:
     checkpoint_every: int = 10000
     env: Optional[str] = None
     eval_max_episode_steps: Optional[int] = None  # None: the env's own limit (1000 for MuJoCo)
+    max_transitions: Optional[int] = None  # None: every transition; else a per-seed uniform subset
+    width_multiplier: float = 1.0  # hidden widths of the pruned networks times this
 
     def validate(self) -> None:
         if not self.seeds:
@@ -60,9 +62,26 @@ class ExperimentConfig:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
         if self.eval_episodes < 0:
             raise ValueError(f"--eval_episodes must be >= 0, got {self.eval_episodes}")
+        if self.max_transitions is not None and (isinstance(self.max_transitions, bool)
+                                                 or int(self.max_transitions) < 1):
+            raise ValueError(f"--max_transitions must be >= 1 (or left out for the whole dataset), "
+                             f"got {self.max_transitions}")
+        w = self.width_multiplier
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (0 < w < float("inf")):
+            raise ValueError(f"--width_multiplier must be a finite number > 0, got {w!r}")
         if self.eval_max_episode_steps is not None and self.eval_max_episode_steps < 1:
             raise ValueError(f"--eval_max_episode_steps must be >= 1 (or left out for the env's own limit), "
                              f"got {self.eval_max_episode_steps}")
+
+    @property
+    def agent_config(self) -> AlgoConfig:
+        """The agent config the runs train: ``agent`` with the pruned networks' hidden widths
+        times ``width_multiplier`` (unchanged at 1)."""
+        if self.width_multiplier == 1.0:
+            return self.agent
+        nets = set(make_algorithm(self.agent, 1, 1, 1.0).networks)
+        chosen = {n for p in self.prunes for n in p.prune_networks}
+        return self.agent.widened(self.width_multiplier, tuple(sorted(chosen or nets)))
 
     @property
     def runs(self) -> List[Tuple[int, int, float]]:

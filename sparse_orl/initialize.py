@@ -22,7 +22,7 @@ from sparse_orl.data.transitions import Transitions, sample_batch
 
 
 def compute_masks(algo: Algorithm, params, data: Transitions, prune: PruneConfig, sparsity, key,
-                  obs_mean, obs_std):
+                  obs_mean, obs_std, subset=None):
     """One mask per network (shaped like ``params``) from each network's own scores at ``sparsity``.
 
     Every scored network keeps exactly n − round(s·n) kernel weights, for a traced
@@ -34,7 +34,7 @@ def compute_masks(algo: Algorithm, params, data: Transitions, prune: PruneConfig
         return pruning.ones_like_masks(params)
     prune.check_networks(tuple(algo.networks), algo.config.display_name)
     k_batch, k_noise, k_score = jax.random.split(key, 3)
-    batch = algo.normalize_batch((obs_mean, obs_std), sample_batch(data, k_batch, prune.score_batch))
+    batch = algo.normalize_batch((obs_mean, obs_std), sample_batch(data, k_batch, prune.score_batch, subset))
     masks = pruning.prune_at_init(
         algo.scoring_problems(params, batch, k_noise), prune.pruner, sparsity, k_score,
         **prune.driver_options(),
@@ -46,7 +46,8 @@ def compute_masks(algo: Algorithm, params, data: Transitions, prune: PruneConfig
     return algo.expand_masks(params, masks)
 
 
-def warmup_params(algo: Algorithm, params, data: Transitions, prune: PruneConfig, key, obs_mean, obs_std):
+def warmup_params(algo: Algorithm, params, data: Transitions, prune: PruneConfig, key, obs_mean, obs_std,
+                  subset=None):
     """Params after ``prune.warmup_steps`` dense train steps (all-ones masks, fresh optimizers).
 
     The same ``train_step`` as training, in a ``lax.scan``; batches of
@@ -56,7 +57,7 @@ def warmup_params(algo: Algorithm, params, data: Transitions, prune: PruneConfig
 
     def body(st, k):
         k_b, k_s = jax.random.split(k)
-        st, _ = algo.train_step(st, sample_batch(data, k_b, prune.warmup_batch), k_s)
+        st, _ = algo.train_step(st, sample_batch(data, k_b, prune.warmup_batch, subset), k_s)
         return st, None
 
     state, _ = jax.lax.scan(body, state, jax.random.split(key, prune.warmup_steps))
@@ -64,7 +65,7 @@ def warmup_params(algo: Algorithm, params, data: Transitions, prune: PruneConfig
 
 
 def init_state(algo: Algorithm, key, data: Transitions, prune: PruneConfig, sparsity,
-               obs_mean=None, obs_std=None) -> TrainState:
+               obs_mean=None, obs_std=None, subset=None) -> TrainState:
     """Initial state: dense init from ``key``, masks from ``prune`` at ``sparsity``.
 
     With ``prune.warmup_steps > 0`` the masks are scored at the weights after a dense
@@ -80,10 +81,10 @@ def init_state(algo: Algorithm, key, data: Transitions, prune: PruneConfig, spar
     score_params = params
     if prune.warmup_steps > 0:
         k_warm = jax.random.fold_in(k_prune, 0x5741)
-        score_params = warmup_params(algo, params, data, prune, k_warm, obs_mean, obs_std)
+        score_params = warmup_params(algo, params, data, prune, k_warm, obs_mean, obs_std, subset)
         if not prune.warmup_rewind:
             params = score_params
-    masks = compute_masks(algo, score_params, data, prune, sparsity, k_prune, obs_mean, obs_std)
+    masks = compute_masks(algo, score_params, data, prune, sparsity, k_prune, obs_mean, obs_std, subset)
     params = jax.tree_util.tree_map(lambda x, m: x * m, params, masks)
     if prune.rescale_init:
         params = pruning.fan_in_rescale(params, masks)

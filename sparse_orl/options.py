@@ -49,6 +49,11 @@ TRAIN_OPTIONS = (
     Option("eval_episodes", "int", 10, "Evaluation episodes per run (0: no evaluation)."),
     Option("eval_max_episode_steps", "int", None, "Cap evaluation episodes at this length (default: env limit)."),
     Option("checkpoint_every", "int", 10000, "Checkpoint every this many steps (and at an interrupt)."),
+    Option("max_transitions", "int", None, "Train on a subset of this many transitions, drawn uniformly "
+           "without replacement per seed (Sparse-Reg's rule); observation statistics and pruning scores come "
+           "from it (default: the whole dataset)."),
+    Option("width_multiplier", "float", 1.0, "Hidden widths of the pruned networks times this (e.g. 2 with "
+           "--sparsity=0.987 keeps about the weights of width 1 at 0.95: sparse-wide)."),
     Option("workdir", "str", None, "Output folder (config, summary, metrics, checkpoints, final params, report)."),
     Option("log_every_s", "float", 30.0, "Print a progress line (and a metrics row) at least every this many "
            "seconds of training; chunks of training are sized to a few seconds each."),
@@ -313,7 +318,7 @@ def prune_configs(opts) -> Tuple[PruneConfig, ...]:
 def run_settings(opts) -> Dict[str, Any]:
     """The per-run settings a job and a sweep share: steps, batch, evaluation and checkpoint cadence."""
     return {k: getattr(opts, k) for k in ("steps", "batch_size", "eval_every", "eval_episodes", "checkpoint_every",
-                                          "eval_max_episode_steps")}
+                                          "eval_max_episode_steps", "max_transitions", "width_multiplier")}
 
 
 def experiment_config(opts, warn=None):

@@ -35,16 +35,20 @@ class RunState:
     agent: TrainState
     key: jax.Array  # raw uint32 PRNG key data of this run's training stream
     nan_step: jax.Array  # int32: step at which the loss first turned non-finite, -1 if never
+    subset: Optional[jax.Array] = None  # int32 rows of the data this run trains on (None: all)
 
 
 def init_runs(agent: Algorithm, prune: PruneConfig, data: Transitions, seeds, sparsities,
-              obs_mean=None, obs_std=None, mesh: Optional[Mesh] = None) -> RunState:
+              obs_mean=None, obs_std=None, mesh: Optional[Mesh] = None, subsets=None) -> RunState:
     """Initial :class:`RunState` for each (seed, sparsity) pair, stacked on axis 0.
 
     The run key is ``PRNGKey(seed)``; init, pruning and training streams are
     split from it, so equal seeds share initial weights and the data order
     across sparsity levels (paired comparisons). With ``mesh``, the number of runs
     must be a multiple of its size (see ``sharding.padded_num_runs``).
+
+    ``obs_mean`` / ``obs_std``: (obs_dim,) shared by every run, or (runs, obs_dim) per run.
+    ``subsets``: (runs, N) int32 rows of ``data`` each run trains and scores on (None: all rows).
     """
     prune.check_networks(tuple(agent.networks), agent.config.display_name)  # before tracing: one clean line
     seeds = jnp.asarray(np.asarray(seeds, np.uint32))
@@ -52,26 +56,34 @@ def init_runs(agent: Algorithm, prune: PruneConfig, data: Transitions, seeds, sp
     if obs_mean is None:
         obs_mean = jnp.zeros((agent.obs_dim,), jnp.float32)
         obs_std = jnp.ones((agent.obs_dim,), jnp.float32)
-    return _init_fn(agent, prune, mesh)(data, seeds, sparsities, jnp.asarray(obs_mean, jnp.float32),
-                                        jnp.asarray(obs_std, jnp.float32))
+    per_run = np.ndim(obs_mean) == 2
+    args = [data, seeds, sparsities, jnp.asarray(obs_mean, jnp.float32), jnp.asarray(obs_std, jnp.float32)]
+    if subsets is not None:
+        args.append(jnp.asarray(np.asarray(subsets, np.int32)))
+    return _init_fn(agent, prune, mesh, per_run, subsets is not None)(*args)
 
 
 @functools.lru_cache(maxsize=32)
-def _init_fn(agent: Algorithm, prune: PruneConfig, mesh: Optional[Mesh]):
-    def one(data, seed, sparsity, obs_mean, obs_std):
+def _init_fn(agent: Algorithm, prune: PruneConfig, mesh: Optional[Mesh], per_run_stats: bool = False,
+             with_subsets: bool = False):
+    def one(data, seed, sparsity, obs_mean, obs_std, subset=None):
         key = jax.random.PRNGKey(seed)
         k_agent, k_train = jax.random.split(key)
-        state = init_state(agent, k_agent, data, prune, sparsity, obs_mean, obs_std)
-        return RunState(state, k_train, jnp.int32(-1))
+        state = init_state(agent, k_agent, data, prune, sparsity, obs_mean, obs_std, subset)
+        return RunState(state, k_train, jnp.int32(-1), subset)
 
-    fn = jax.vmap(one, in_axes=(None, 0, 0, None, None))
+    stats_axis = 0 if per_run_stats else None
+    in_axes = (None, 0, 0, stats_axis, stats_axis) + ((0,) if with_subsets else ())
+    fn = jax.vmap(one, in_axes=in_axes)
     if mesh is None:
         return jax.jit(fn)
     # each device initializes its own block of runs: partitioned by GSPMD instead, the host
     # callback of the orthogonal init (networks.orthogonal_init) sat inside a cross-device
-    # all-reduce that never completed (a 2-CPU-device abort, BUILD_NOTES issue 13)
+    # all-reduce that never completed (a 2-CPU-device abort)
     spec = runs_sharding(mesh).spec
-    per_device = jax.shard_map(fn, mesh=mesh, in_specs=(P(), spec, spec, P(), P()), out_specs=spec, check_vma=False)
+    stats_spec = spec if per_run_stats else P()
+    in_specs = (P(), spec, spec, stats_spec, stats_spec) + ((spec,) if with_subsets else ())
+    per_device = jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False)
     return jax.jit(per_device, out_shardings=runs_sharding(mesh))
 
 
@@ -134,7 +146,7 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: Optional[int]
             if t is not None:
                 agent_state = agent_state.replace(step=t)
             key, k_batch, k_step = jax.random.split(key, 3)
-            batch = sample_batch(data, k_batch, batch_size)
+            batch = sample_batch(data, k_batch, batch_size, rs.subset)
             new_agent, metrics = agent.train_step(agent_state, batch, k_step)
             ok = _finite(metrics)
             nan_step = jnp.where((nan_step < 0) & ~ok, agent_state.step, nan_step)
@@ -157,7 +169,7 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: Optional[int]
         agent_state = jax.tree_util.tree_map(lambda n_, o: jnp.where(broken, o, n_), agent_state, rs.agent)
         metrics = {k: jnp.where(broken, jnp.nan, v / denom) for k, v in sums.items()}
         metrics["nan_step"] = nan_step
-        return RunState(agent_state, key, nan_step), metrics
+        return RunState(agent_state, key, nan_step, rs.subset), metrics
 
     if runs_loop == "map":
         def fn(runs, data, n=None):

@@ -69,12 +69,17 @@ def prepare_workdir(workdir: str) -> None:
         raise ValueError(f"--workdir={workdir} cannot be created or written ({e.strerror or e})") from None
 
 
+# Job options added after workdirs were first written: at these values they are left out of the
+# comparison (and of sweep program hashes), so an older config.json still matches.
+JOB_DEFAULTS = {"max_transitions": None, "width_multiplier": 1.0}
+
+
 def comparable_config(d: Dict) -> Dict:
     """A config dict as compared on resume: the workdir path itself is left out (a moved
     workdir still resumes) and pruning options are in their canonical form, remedy options
     at their defaults dropped (:func:`canonical_prune_dict`), so a config written before a
     library upgrade added an option still matches."""
-    d = {k: v for k, v in d.items() if k != "workdir"}
+    d = {k: v for k, v in d.items() if k != "workdir" and not (k in JOB_DEFAULTS and v == JOB_DEFAULTS[k])}
     if "prunes" in d:
         d["prunes"] = [canonical_prune_dict(p) for p in d["prunes"]]
     return d

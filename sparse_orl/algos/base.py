@@ -142,6 +142,19 @@ class AlgoConfig:
                 kw[f.name] = tuple(v) if isinstance(v, list) else v
         return cls(**kw)
 
+    def widened(self, factor: float, networks: Tuple[str, ...]) -> "AlgoConfig":
+        """This config with the hidden widths of ``networks`` times ``factor`` (each round(h·f), >= 1);
+        which field holds a network's widths is the config's ``hidden_fields``."""
+        fields = getattr(self, "hidden_fields", None)
+        if not fields:
+            raise ValueError(f"algorithm {self.algo!r} does not say which config fields hold its widths "
+                             "(hidden_fields), so --width_multiplier cannot widen it")
+        new = {}
+        for net in networks:
+            name = fields[net]
+            new[name] = tuple(max(1, int(round(h * factor))) for h in getattr(self, name))
+        return dataclasses.replace(self, **new)
+
     def for_run(self, steps: int) -> "AlgoConfig":
         """This config for a run of ``steps`` gradient steps (e.g. a learning-rate schedule's
         length); the experiment calls it before building the algorithm. Default: unchanged."""

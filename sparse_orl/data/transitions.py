@@ -68,12 +68,35 @@ def to_device(t: Transitions) -> Transitions:
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), t)
 
 
-def sample_batch(data: Transitions, key: jax.Array, batch_size: int) -> Transitions:
-    """Uniformly sample ``batch_size`` transitions with replacement (jit/vmap safe)."""
-    idx = jax.random.randint(key, (batch_size,), 0, data.obs.shape[0])
+def sample_batch(data: Transitions, key: jax.Array, batch_size: int, subset: Optional[jax.Array] = None) -> Transitions:
+    """Uniformly sample ``batch_size`` transitions with replacement (jit/vmap safe); with ``subset``
+    (row indices into ``data``), uniformly from those rows only."""
+    if subset is None:
+        idx = jax.random.randint(key, (batch_size,), 0, data.obs.shape[0])
+    else:
+        idx = jnp.take(subset, jax.random.randint(key, (batch_size,), 0, subset.shape[0]), axis=0)
     batch = jax.tree_util.tree_map(lambda x: jnp.take(x, idx, axis=0), data)
     chex.assert_shape(batch.reward, (batch_size,))
     return batch
+
+
+SUBSET_TAG = 0x5B5E7  # separates the data-subset stream of a seed from every other use of it
+
+
+def subset_indices(seed: int, num_transitions: int, size: int) -> np.ndarray:
+    """Rows of a uniform subset of ``size`` of ``num_transitions`` transitions for run seed ``seed``:
+    the first ``size`` of a permutation drawn from ``SeedSequence([seed, SUBSET_TAG])`` (Sparse-Reg's
+    "first N of a shuffled buffer"), sorted, int32. The same seed gives the same subset in every
+    program, so runs of one seed are paired across pruners and levels."""
+    if not 1 <= size <= num_transitions:
+        raise ValueError(f"--max_transitions={size} must be in [1, {num_transitions}] (the dataset's transitions)")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), SUBSET_TAG]))
+    return np.sort(rng.permutation(num_transitions)[:size]).astype(np.int32)
+
+
+def take_rows(t: Transitions, rows: np.ndarray) -> Transitions:
+    """The transitions at ``rows`` (host numpy)."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[rows], t)
 
 
 def obs_stats(t: Transitions, normalize: bool = True):

@@ -26,6 +26,9 @@ SWEEP_OPTIONS = (
     Option("eval_episodes", "int", 10, "Evaluation episodes per run (0: no evaluation)."),
     Option("eval_max_episode_steps", "int", None, "Cap evaluation episodes at this length (default: env limit)."),
     Option("checkpoint_every", "int", 10000, "Checkpoint every this many steps."),
+    Option("max_transitions", "int", None, "Train on a per-seed uniform subset of this many transitions "
+           "(default: the whole dataset)."),
+    Option("width_multiplier", "float", 1.0, "Hidden widths of the pruned networks times this."),
     Option("workdir", "str", None, "Sweep folder (sweep.json, programs/, locks/, results.csv/.jsonl)."),
     Option("max_runs_per_program", "int", None, "Cap on the runs vmapped in one compiled program "
            "(split over seeds first, then pruners, then levels). Default: no cap."),

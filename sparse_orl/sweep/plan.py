@@ -23,6 +23,7 @@ from sparse_orl import pruning
 from sparse_orl.algos import ALGORITHMS, AlgoConfig, config_from_dict
 from sparse_orl.config import PruneConfig, canonical_prune_dict
 from sparse_orl.experiment import ExperimentConfig, comparable_config
+from sparse_orl.workdir import JOB_DEFAULTS
 from sparse_orl.io_utils import atomic_write_json, read_json
 from sparse_orl.locks import workdir_lock
 from sparse_orl.results import SWEEP_FILE
@@ -50,6 +51,8 @@ class SweepConfig:
     checkpoint_every: int = 10000
     eval_max_episode_steps: Optional[int] = None
     max_runs_per_program: Optional[int] = None  # None: no cap
+    max_transitions: Optional[int] = None
+    width_multiplier: float = 1.0
 
     @property
     def runs_per_program(self) -> int:
@@ -94,7 +97,7 @@ class SweepConfig:
         d["prunes"] = [dataclasses.asdict(p) for p in self.prunes]
         d = json.loads(json.dumps(d))
         d["prunes"] = [canonical_prune_dict(p) for p in d["prunes"]]
-        return d
+        return {k: v for k, v in d.items() if not (k in JOB_DEFAULTS and v == JOB_DEFAULTS[k])}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +214,8 @@ def plan(sweep: SweepConfig) -> List[Program]:
                     dataset=dataset, workdir="", agent=agent, prunes=prunes, seeds=tuple(int(s) for s in seeds),
                     sparsities=tuple(float(s) for s in levels), steps=sweep.steps, batch_size=sweep.batch_size,
                     eval_every=sweep.eval_every, eval_episodes=sweep.eval_episodes,
-                    checkpoint_every=sweep.checkpoint_every, eval_max_episode_steps=sweep.eval_max_episode_steps)
+                    checkpoint_every=sweep.checkpoint_every, eval_max_episode_steps=sweep.eval_max_episode_steps,
+                    max_transitions=sweep.max_transitions, width_multiplier=sweep.width_multiplier)
                 body = comparable_config(cfg.to_dict())  # the hash ignores what resuming ignores
                 digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
                 part = f"_p{i + 1}of{len(parts)}" if len(parts) > 1 else ""
