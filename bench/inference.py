@@ -48,7 +48,7 @@ def parse_args(argv=None):
                    help="set OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads (0: leave the environment as is)")
     p.add_argument("--narrow", action=argparse.BooleanOptionalAction, default=True,
                    help="also the narrow dense network with as many kernel weights as the sparse one "
-                        "(sparse_orl.narrow; issue 14): its file size and latency beside the sparse file's")
+                        "(sparse_orl.job.narrow; issue 14): its file size and latency beside the sparse file's")
     p.add_argument("--quick", action="store_true", help="smoke run: >= 30 calls / 0.1 s per cell, at most 1 s")
     p.add_argument("--out", default="")
     a = p.parse_args(argv)
@@ -84,7 +84,7 @@ def build(env, algo, sparsity, folder, narrow=False):
     """(agent, params, meta) of a library-initialized, randomly pruned agent, and its compact file.
 
     ``narrow``: instead, the dense network of the same depth whose kernels hold as many weights
-    as the ``sparsity``-sparse one keeps (``sparse_orl.narrow.narrow_config``), unpruned."""
+    as the ``sparsity``-sparse one keeps (``sparse_orl.job.narrow.narrow_config``), unpruned."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -92,14 +92,14 @@ def build(env, algo, sparsity, folder, narrow=False):
     from sparse_orl import export
     from sparse_orl.algos import make_algorithm, make_config
     from sparse_orl.config import PruneConfig
-    from sparse_orl.initialize import init_state
+    from sparse_orl.train.initialize import init_state
     from sparse_orl.data.transitions import Transitions
 
     obs_dim, act_dim, max_action, _ = C.ENVS[env]
     cfg = make_config(algo, **({"vae_only": True} if algo == "bc" else {}), actor_hidden=C.ACTOR_HIDDEN,
                       critic_hidden=C.CRITIC_HIDDEN, vae_hidden=C.VAE_HIDDEN)
     if narrow:
-        from sparse_orl.narrow import narrow_config
+        from sparse_orl.job.narrow import narrow_config
 
         cfg, _ = narrow_config(cfg, obs_dim, act_dim, max_action, sparsity)
     agent = make_algorithm(cfg, obs_dim, act_dim, max_action)

@@ -27,14 +27,14 @@ def _default(o) -> str:
 
 
 def _per_algo():
-    from sparse_orl.options import agent_fields
+    from sparse_orl.config.options import agent_fields
 
     return {k for k, owners in agent_fields().items()
             if len({repr(f.default) for _, f in owners}) > 1}
 
 
 def table() -> str:
-    from sparse_orl.options import PRUNE_OPTIONS, TRAIN_OPTIONS, agent_options
+    from sparse_orl.config.options import PRUNE_OPTIONS, TRAIN_OPTIONS, agent_options
 
     sections = [("the job", TRAIN_OPTIONS), ("pruning at init", PRUNE_OPTIONS), ("the algorithm", agent_options())]
     lines = ["| flag | default | meaning |", "|---|---|---|"]

@@ -1,22 +1,25 @@
 """sparse_orl: pruning at initialization for offline RL in JAX.
 
-``sparse_orl.train(dataset=..., algo=..., pruner=..., sparsity=[...], seeds=[...], steps=...)``
-runs one job from Python and ``sparse_orl.train_sweep(workdir=..., algos=[...], datasets=[...], ...)`` a
-sweep (see :mod:`sparse_orl.api`); the submodules are imported lazily.
+``sparse_orl.train(dataset=..., algo=..., pruner=[...], sparsity=[...], seeds=[...], steps=...)`` runs one
+job from Python, ``sparse_orl.train_sweep(workdir=..., algos=[...], datasets=[...], ...)`` a sweep, and
+``sparse_orl.Result.load(workdir)`` reads a finished one (:mod:`sparse_orl.api`). The submodules are
+imported when used: ``import sparse_orl`` stays light (``sparse_orl.deploy`` needs numpy only).
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+_API = ("train", "train_sweep", "Result", "SweepResult")
 
 
-def train(workdir=None, log=print, **options):
-    """One training job from Python; see :func:`sparse_orl.api.train`."""
-    from sparse_orl.api import train as _train
+def __getattr__(name):
+    if name in _API:  # the API imports jax and the trainer: only when it is asked for
+        from sparse_orl import api
 
-    return _train(workdir=workdir, log=log, **options)
+        return getattr(api, name)
+    if name == "deploy":
+        import importlib
+
+        return importlib.import_module("sparse_orl.deploy")
+    raise AttributeError(f"module 'sparse_orl' has no attribute {name!r}")
 
 
-def train_sweep(workdir, log=print, dry_run=False, num_shards=1, shard_index=0, **options):
-    """A sweep from Python; see :func:`sparse_orl.api.train_sweep`. (Not ``sparse_orl.sweep``: that is
-    the subpackage.)"""
-    from sparse_orl.api import train_sweep as _sweep
-
-    return _sweep(workdir, log=log, dry_run=dry_run, num_shards=num_shards, shard_index=shard_index, **options)
+__all__ = list(_API) + ["deploy"]

@@ -1,21 +1,24 @@
-"""``sparse_orl.train(...)`` / ``sparse_orl.train_sweep(...)``: a training job or a sweep from Python, the same
-code paths as ``launch.train`` / ``launch.sweep``.
+"""``sparse_orl.train(...)`` / ``sparse_orl.train_sweep(...)`` / ``Result.load(...)``: jobs and sweeps from
+Python, the same code paths as ``launch.train`` / ``launch.sweep``.
 
 ::
 
+    import os
+    os.environ.setdefault("MINARI_DATASETS_PATH", "../shared/datasets")
     import sparse_orl
     res = sparse_orl.train(dataset="sb3/halfcheetah/expert-v0", algo="bc", bc_vae_only=True,
-                           pruner=["none", "snip", "erk_random"], sparsity=[0.95], seeds=[0], steps=30000)
-    res.table()              # one row per run: pruner, sparsity, seed, step, normalized_score, ...
-    res.export(2, "policy.sorl")
-    sparse_orl.deploy.Policy.load("policy.sorl").act(obs)
+                           pruner=["dense", "snip", "erk_random"], sparsity=0.95, seeds=[0], steps=30000)
+    res.table(pruner="erk_random")     # one row per run: pruner, sparsity, seed, step, score, ...
+    res.export("policy.sorl", pruner="erk_random", seed=0)
+    policy = sparse_orl.deploy.Policy.load("policy.sorl")
+    obs = np.zeros(policy.obs_dim, np.float32)
+    policy.act(obs)
 
-The keywords are ``launch.train``'s flag names (``python -m launch.train --help``), with
-Python values: lists for the comma-list flags, booleans, numbers. Both build the job with
-:func:`sparse_orl.options.experiment_config` and run it with
-:func:`sparse_orl.experiment.run_experiment`. Re-running with the same ``workdir`` resumes.
-``sparse_orl.train_sweep`` takes ``launch.sweep``'s flag names the same way
-(:func:`sparse_orl.sweep.options.sweep_config`, :func:`sparse_orl.sweep.run_sweep`).
+The keywords are ``launch.train``'s flag names (``python -m launch.train --help``) with typed
+Python values (numbers, booleans, lists, numpy scalars and arrays, paths); ``agent=`` (an
+algorithm's config) and ``prunes=`` (``PruneConfig`` objects) may stand for the algorithm and
+pruning options. Both build the job with :func:`sparse_orl.config.build_job`. Re-running with
+the same ``workdir`` resumes; ``Result.load(workdir)`` reads any finished workdir.
 """
 from __future__ import annotations
 
@@ -24,71 +27,96 @@ import os
 import tempfile
 from typing import Callable, Dict, List, Optional
 
+from sparse_orl.store.summary import Summary, read_summary
+
+Log = Optional[Callable[[str], None]]
+
 
 @dataclasses.dataclass
 class Result:
     """A finished (or interrupted) job: its workdir and summary."""
 
     workdir: str
-    summary: Dict
+    summary: Summary
+
+    @classmethod
+    def load(cls, workdir) -> "Result":
+        """The result of the job in ``workdir`` (finished or not); ``FileNotFoundError`` without a summary."""
+        workdir = os.fspath(workdir)
+        summary = read_summary(workdir)
+        if summary is None:
+            raise FileNotFoundError(f"{workdir} holds no summary.json (not a launch.train / sparse_orl.train workdir, "
+                                    "or the job has not started)")
+        return cls(workdir, summary)
 
     @property
     def complete(self) -> bool:
-        return bool(self.summary.get("complete"))
+        return self.summary.complete
 
-    def table(self, final_only: bool = True) -> List[Dict]:
-        """Rows of run results: run index, pruner, sparsity, seed, step, return, normalized_score, status.
+    def table(self, final_only: bool = True, pruner: Optional[str] = None, sparsity: Optional[float] = None,
+              seed: Optional[int] = None) -> List[Dict]:
+        """Rows of run results: run index, pruner, sparsity, seed, step, return, normalized_score, score
+        (the mean of the run's last evaluations), status; ``final_only``: one row per run (its last
+        evaluation), else one per evaluation. ``pruner`` / ``sparsity`` / ``seed`` filter the rows
+        (``pruner`` as given to ``train`` or as printed: "erk_random", "none" / "dense")."""
+        from sparse_orl.config.prune import PruneConfig
 
-        ``final_only``: the last evaluation of each run; else one row per evaluation.
-        """
+        want = None
+        if pruner is not None:
+            try:
+                want = PruneConfig(pruner=pruner).label
+            except ValueError:
+                want = pruner
         rows = []
-        for i, r in enumerate(self.summary.get("runs", [])):
-            evals = r.get("evals") or [{"step": None, "return": None, "normalized_score": None}]
+        for i, r in enumerate(self.summary.runs):
+            if (want is not None and r.pruner != want) or (sparsity is not None and abs(r.sparsity - sparsity) > 1e-9) \
+                    or (seed is not None and r.seed != seed):
+                continue
+            evals = r.evals or [None]
             for e in (evals[-1:] if final_only else evals):
-                rows.append({"run": i, "pruner": r["pruner"], "sparsity": r["sparsity"], "seed": r["seed"],
-                             "step": e["step"], "return": e["return"], "normalized_score": e["normalized_score"],
-                             "status": r["status"]})
+                rows.append({"run": i, "pruner": r.pruner, "sparsity": r.sparsity, "seed": r.seed,
+                             "step": e.step if e else None, "return": e.mean_return if e else None,
+                             "normalized_score": e.normalized_score if e else None, "score": r.score(),
+                             "status": r.status})
         return rows
 
-    def export(self, run: int, path: str, **kw) -> int:
-        """Write run ``run`` as a compact deploy file (:func:`sparse_orl.export.export_run`); its bytes."""
+    def export(self, path, run: Optional[int] = None, *, pruner: Optional[str] = None,
+               sparsity: Optional[float] = None, seed: Optional[int] = None, **kw) -> int:
+        """Write one run as a compact deploy file at ``path`` (:func:`sparse_orl.export.export_run`); its bytes.
+        The run: its index, or its ``pruner`` / ``sparsity`` / ``seed``."""
         from sparse_orl.export import export_run
 
         if not self.complete:
             raise ValueError(f"{self.workdir}: the job is not complete; train it to the end before exporting")
-        if not 0 <= run < len(self.summary["runs"]):
-            raise ValueError(f"run must be in [0, {len(self.summary['runs'])}), got {run}")
-        return export_run(self._program_workdir(run), self._program_index(run), path, **kw)
-
-    def _program_workdir(self, run: int) -> str:
-        r = self.summary["runs"][run]
-        program = r.get("program")
-        return os.path.join(self.workdir, "programs", program) if program else self.workdir
-
-    def _program_index(self, run: int) -> int:
-        program = self.summary["runs"][run].get("program")
-        if not program:
-            return run
-        return [i for i, r in enumerate(self.summary["runs"]) if r.get("program") == program].index(run)
+        if isinstance(path, int) and not isinstance(run, int):  # the older order: export(run, path)
+            path, run = run, path
+        return export_run(self.workdir, run, os.fspath(path), pruner=pruner, sparsity=sparsity, seed=seed, **kw)
 
 
-def train(workdir: Optional[str] = None, log: Optional[Callable[[str], None]] = print, **options) -> Result:
+def train(workdir=None, log: Log = print, agent=None, prunes=None, **options) -> Result:
     """Train one job (every seed x sparsity x pruner) and return its :class:`Result`.
 
     ``workdir=None``: a new temporary folder (printed; it is not deleted). ``log``: where the
     progress lines go (None: nowhere). A SIGINT/SIGTERM stops the job after a checkpoint
-    and raises :class:`sparse_orl.interrupts.Interrupted`.
+    and raises :class:`sparse_orl.job.Interrupted` (its ``step`` says where).
     """
-    from sparse_orl import options as options_lib
-    from sparse_orl.experiment import run_experiment
+    import time
+
+    from sparse_orl.config import build_job
+    from sparse_orl.job import run_experiment
+    from sparse_orl.report import finish_job
 
     log = log or (lambda _m: None)
-    if workdir is None:
-        workdir = tempfile.mkdtemp(prefix="sparse_orl-")
-        log(f"workdir: {workdir}")
-    opts = options_lib.Options(options_lib.train_options(), dict(options, workdir=os.fspath(workdir)))
-    config, logs = options_lib.experiment_config(opts, warn=lambda m: log(f"warning: {m}"))
+    placeholder = workdir is None
+    given = dict(options, workdir=os.fspath(workdir) if workdir is not None else "<temporary>")
+    config, logs = build_job(given, warn=lambda m: log(f"warning: {m}"), agent=agent, prunes=prunes)
+    if placeholder:  # every option checked first: a refused call leaves no folder behind
+        config = dataclasses.replace(config, workdir=tempfile.mkdtemp(prefix="sparse_orl-"))
+        log(f"workdir: {config.workdir}")
+    t0 = time.time()
     summary = run_experiment(config, log=log, logs=logs)
+    if summary.complete:
+        finish_job(summary, config.workdir, log, logs.report, time.time() - t0)
     return Result(config.workdir, summary)
 
 
@@ -103,25 +131,21 @@ class SweepResult:
     locked: List[str]
 
     def rows(self) -> List[Dict]:
-        """Rows of ``results.jsonl`` (one per run and evaluation; :func:`sparse_orl.results.load_results`)."""
-        from sparse_orl.results import load_results
+        """Rows of ``results.jsonl`` (one per run and evaluation; :func:`sparse_orl.report.results.load_results`)."""
+        from sparse_orl.report.results import load_results
 
         return load_results(self.workdir)
 
 
-def train_sweep(workdir: str, log: Optional[Callable[[str], None]] = print, dry_run: bool = False, num_shards: int = 1,
-          shard_index: int = 0, **options) -> SweepResult:
-    """Run a sweep (algos x datasets x pruners x levels x seeds; :mod:`sparse_orl.sweep`), or this
-    shard of it, and return a :class:`SweepResult`. Re-running with the same ``workdir`` resumes;
-    ``dry_run`` prints the plan (programs, runs, estimated time and memory) and trains nothing.
-    """
-    from sparse_orl import options as options_lib
-    from sparse_orl.sweep import options as sweep_options
-    from sparse_orl.sweep import run_sweep
+def train_sweep(workdir, log: Log = print, **options) -> SweepResult:
+    """Run a sweep (algos x datasets x pruners x levels x seeds; :mod:`sparse_orl.sweep`), or one shard
+    of it (``num_shards``, ``shard_index``), and return a :class:`SweepResult`. Re-running with the same
+    ``workdir`` resumes; ``dry_run=True`` prints the plan (programs, runs, estimated time and memory).
+    The keywords are ``launch.sweep``'s flag names."""
+    from sparse_orl.sweep import build_sweep, run_sweep
 
     log = log or (lambda _m: None)
-    opts = options_lib.Options(sweep_options.sweep_options(), dict(options, workdir=os.fspath(workdir)),
-                               command="launch.sweep")
-    config = sweep_options.sweep_config(opts)
-    out = run_sweep(config, num_shards=num_shards, shard_index=shard_index, log=log, dry_run=dry_run)
-    return SweepResult(config.workdir, list(out["ran"]), list(out["done"]), list(out["locked"]))
+    sweep, shard = build_sweep(dict(options, workdir=os.fspath(workdir)))
+    out = run_sweep(sweep, num_shards=shard.num_shards, shard_index=shard.shard_index, log=log,
+                    dry_run=shard.dry_run)
+    return SweepResult(sweep.workdir, list(out["ran"]), list(out["done"]), list(out["locked"]))

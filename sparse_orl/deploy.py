@@ -5,7 +5,7 @@ This module imports numpy and the standard library only (jax only when
 flax or the rest of ``sparse_orl``, so
 it can be copied to a device together with a file written by
 ``sparse_orl.export.export_run``. It holds the one decoder of the compact format
-(documented in ``sparse_orl/codec.py``, format version 1), which ``sparse_orl.codec``
+(documented in ``sparse_orl/codec.py``, format version 1), which ``sparse_orl.export.codec``
 imports.
 
 Acting rules are not written here: each algorithm describes its ``act`` as data
@@ -53,7 +53,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-# ---- file decoding: the one decoder of the compact format (sparse_orl.codec imports it) -----------
+# ---- file decoding: the one decoder of the compact format (sparse_orl.export.codec imports it) -----------
 MAGIC = b"\x89SOC"
 FORMAT_VERSION = 1
 PREAMBLE = struct.Struct("<4sBII")  # magic, version, header length, header crc32
@@ -61,7 +61,7 @@ _ITEMSIZE = {"f32": 4, "f16": 2, "bf16": 2}
 
 
 def _positions(codec: str, buf: bytes, k: int, size: int) -> np.ndarray:
-    """The kept flat positions of one leaf from its index stream (codecs: ``sparse_orl.codec``)."""
+    """The kept flat positions of one leaf from its index stream (codecs: ``sparse_orl.export.codec``)."""
     if codec.endswith("z"):
         buf, codec = zlib.decompress(buf), codec[:-1]
     if codec == "full":

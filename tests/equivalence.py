@@ -20,7 +20,7 @@ FIXTURE = os.path.join(HERE, "fixtures", "equivalence.npz")
 PRUNERS = "none,snip,grasp,synflow,erk_random"
 COMMON = ["--pruner=" + PRUNERS, "--sparsity=0.5,0.9", "--seeds=0", "--steps=40", "--batch_size=16",
           "--eval_every=20", "--checkpoint_every=40", "--eval_episodes=0", "--snip_batch=32", "--grasp_batch=32",
-          "--synflow_iterations=10", "--noreport", "--notensorboard", "--actor_hidden=16,16", "--critic_hidden=16,12", "--vae_hidden=24,20"]
+          "--synflow_rounds=10", "--noreport", "--notensorboard", "--actor_hidden=16,16", "--critic_hidden=16,12", "--vae_hidden=24,20"]
 COMMANDS = {
     "bcq": ["--algo=bcq", "--normalize_obs"],
     "bc": ["--algo=bc"],

@@ -18,10 +18,10 @@ import equivalence
 from sparse_orl import deploy, export
 from sparse_orl.algos import ALGORITHMS, AlgoConfig, Algorithm, register_algorithm
 from sparse_orl.algos.base import field
-from sparse_orl.checkpoint import load_final
+from sparse_orl.store.checkpoint import load_final
 from sparse_orl.config import PruneConfig
-from sparse_orl.experiment import ExperimentConfig, run_experiment
-from sparse_orl.networks import MLP
+from sparse_orl.job.run import ExperimentConfig, run_experiment
+from sparse_orl.algos.networks import MLP
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ import pytest
 from sparse_orl.algos import BCConfig, BCQConfig, make_algorithm, make_config
 from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.training import init_runs, make_train_chunk, resolve_runs_loop
+from sparse_orl.train.runs import init_runs, make_train_chunk, resolve_runs_loop
 
 OBS, ACT = 5, 2
 TINY = dict(actor_hidden=(8, 8), critic_hidden=(8, 8), vae_hidden=(12, 12))

@@ -12,7 +12,7 @@ import pytest
 from sparse_orl import cpu_devices
 from sparse_orl.algos import TD3BCConfig
 from sparse_orl.config import PruneConfig
-from sparse_orl.experiment_config import ExperimentConfig
+from sparse_orl.config.job import ExperimentConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,7 +48,7 @@ def test_split_cpu_refuses_bad_counts_and_a_started_backend():
 def test_split_cpu_in_a_fresh_process_gives_single_threaded_devices_and_keeps_xla_flags():
     script = textwrap.dedent("""
         import json, os
-        from sparse_orl.cpu_devices import split_cpu
+        from sparse_orl.train.devices import split_cpu
         split_cpu(3)
         import jax
         print(json.dumps({"devices": jax.device_count(), "flags": os.environ["XLA_FLAGS"]}))

@@ -1,10 +1,10 @@
-"""Tests for sparse_orl.evaluation (batched first-episode returns on Gymnasium vector envs)."""
+"""Tests for sparse_orl.job.evaluation (batched first-episode returns on Gymnasium vector envs)."""
 import gymnasium as gym
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_orl.evaluation import env_spaces, episode_seeds, evaluate_policies, make_env
+from sparse_orl.job.evaluation import env_spaces, episode_seeds, evaluate_policies, make_env
 
 ENV_ID = "SparseOrlCount-v0"
 POST_RESET_REWARD = 1000.0  # reward in episodes started by an (unseeded) autoreset

@@ -278,7 +278,7 @@ def test_policy_act_sampling_shapes_and_clipping(tmp_path, algo):
 
 
 def test_export_run_and_standalone_deploy(tmp_path):
-    from sparse_orl.checkpoint import save_final
+    from sparse_orl.store.checkpoint import save_final
 
     agent, params, mean, std, path = _agent_file(tmp_path, "bcq")
     masks = export.load_compact(path)[1]
@@ -365,7 +365,7 @@ def test_compact_mlp_hand_built_fold_and_fixed_point():
 
 @pytest.mark.parametrize("density", [0.02, 0.05, 0.1, 0.3, 1.0])
 def test_compact_mlp_random_exact_and_matches_unit_report(density):
-    from sparse_orl.diagnostics import unit_report
+    from sparse_orl.report.diagnostics import unit_report
 
     rng = np.random.default_rng(int(density * 100))
     for trial in range(5):

@@ -12,8 +12,8 @@ import pytest
 import equivalence
 from sparse_orl.algos import BCConfig
 from sparse_orl.config import PruneConfig
-from sparse_orl.experiment import ExperimentConfig, run_experiment
-from sparse_orl.locks import workdir_lock
+from sparse_orl.job.run import ExperimentConfig, run_experiment
+from sparse_orl.store.locks import workdir_lock
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import TINY_ID
-from sparse_orl import options as options_lib
-from sparse_orl.progress import ChunkSizer, final_table, score_text
+from sparse_orl import config as options_lib
+from sparse_orl.job.progress import ChunkSizer, final_table, score_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ["--algo=bc", "--bc_vae_only", "--vae_hidden=16,16", "--batch_size=16", "--seeds=0",
@@ -115,7 +115,7 @@ def test_help_shows_every_option_and_readme_lists_every_flag():
 def test_dense_runs_are_labelled_dense_everywhere_and_trained_once_per_seed(minari_env, tmp_path):
     from sparse_orl.algos import make_config
     from sparse_orl.config import PruneConfig
-    from sparse_orl.experiment import ExperimentConfig, LogConfig, run_experiment
+    from sparse_orl.job.run import ExperimentConfig, LogConfig, run_experiment
 
     cfg = ExperimentConfig(dataset=TINY_ID, workdir=str(tmp_path / "wd"),
                            agent=make_config("bc", vae_only=True, vae_hidden=(16, 16)),

@@ -9,7 +9,7 @@ from sparse_orl.algos import IQLConfig, make_algorithm
 from sparse_orl.algos.iql import ActorBatch, ValueBatch, episode_returns, expectile_loss, gaussian_log_prob
 from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.training import init_runs, make_train_chunk
+from sparse_orl.train.runs import init_runs, make_train_chunk
 
 OBS, ACT = 5, 2
 TINY = dict(actor_hidden=(8, 8), critic_hidden=(8, 8), value_hidden=(8, 8))
@@ -127,7 +127,7 @@ def test_deploy_acts_with_the_mean_like_the_library(tmp_path):
 def test_orthogonal_init_is_flax_orthogonal_and_vmaps_run_by_run(shape):
     import flax.linen as nn
 
-    from sparse_orl.networks import orthogonal_init
+    from sparse_orl.algos.networks import orthogonal_init
 
     key = jax.random.PRNGKey(3)
     init = orthogonal_init(np.sqrt(2.0))

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import TINY_ID
-from sparse_orl.checkpoint import load_final
+from sparse_orl.store.checkpoint import load_final
 from sparse_orl.algos import make_config
 from sparse_orl.config import PruneConfig
-from sparse_orl.experiment import ExperimentConfig, run_experiment
-from sparse_orl.io_utils import read_jsonl
+from sparse_orl.job.run import ExperimentConfig, run_experiment
+from sparse_orl.store.atomic import read_jsonl
 
 TINY_AGENT = dict(actor_hidden=(16, 16), critic_hidden=(16, 16), vae_hidden=(24, 24))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

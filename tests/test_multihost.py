@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from conftest import TINY_ID
-from sparse_orl.checkpoint import load_final
-from sparse_orl.io_utils import read_jsonl
+from sparse_orl.store.checkpoint import load_final
+from sparse_orl.store.atomic import read_jsonl
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent(r"""
     common.init_distributed(flags.FLAGS)
     from sparse_orl.algos import BCConfig
     from sparse_orl.config import PruneConfig
-    from sparse_orl.experiment import ExperimentConfig, run_experiment
+    from sparse_orl.job.run import ExperimentConfig, run_experiment
 
     cfg = ExperimentConfig(
         dataset=dataset, workdir=workdir,

@@ -5,11 +5,11 @@ import os
 import pytest
 
 from conftest import TINY_ID
-from sparse_orl import reporting
+from sparse_orl.report import make as reporting
 from sparse_orl.algos import BCConfig, BCQConfig
 from sparse_orl.config import PruneConfig
-from sparse_orl.experiment import ExperimentConfig, run_experiment
-from sparse_orl.narrow import kernel_counts, narrow_config
+from sparse_orl.job.run import ExperimentConfig, run_experiment
+from sparse_orl.job.narrow import kernel_counts, narrow_config
 
 
 @pytest.mark.parametrize("sparsity", [0.9, 0.95, 0.98])

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import random_transitions
-from sparse_orl import options as options_lib
+from sparse_orl import config as options_lib
 from sparse_orl.algos import IQLConfig, TD3BCConfig, make_algorithm
 from sparse_orl.config import PruneConfig, canonical_prune_dict
-from sparse_orl.training import init_runs, make_train_chunk
-from sparse_orl.workdir import comparable_config
+from sparse_orl.train.runs import init_runs, make_train_chunk
+from sparse_orl.store.workdir import comparable_config
 
 OBS, ACT = 5, 2
 IQL_TINY = IQLConfig(actor_hidden=(8, 8), critic_hidden=(8, 8), value_hidden=(8, 8))

@@ -6,7 +6,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from sparse_orl import pruning
-from sparse_orl.networks import MLP
+from sparse_orl.algos.networks import MLP
 
 
 def _tiny_problem(seed=0):

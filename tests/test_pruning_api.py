@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from sparse_orl import pruning
-from sparse_orl.networks import MLP
+from sparse_orl.algos.networks import MLP
 
 BUILTIN = ("snip", "grasp", "random", "magnitude", "erk_random")
 

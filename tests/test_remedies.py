@@ -6,12 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_orl import diagnostics, pruning
+from sparse_orl.report import diagnostics, pruning
 from sparse_orl.algos import BCConfig, make_algorithm
-from sparse_orl.initialize import init_state
+from sparse_orl.train.initialize import init_state
 from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.networks import MLP
+from sparse_orl.algos.networks import MLP
 
 OBS, ACT = 5, 2
 VAE_ONLY = BCConfig(vae_only=True, vae_hidden=(12, 12))

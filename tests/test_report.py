@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import TINY_ID
-from sparse_orl import reporting
+from sparse_orl.report import make as reporting
 from sparse_orl import sweep as sw
 from sparse_orl.algos import BCConfig
 from sparse_orl.config import PruneConfig

@@ -9,7 +9,7 @@ from sparse_orl.algos import TD3BCConfig, make_algorithm
 from sparse_orl.algos.td3bc import ActorBatch
 from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.training import init_runs, make_train_chunk
+from sparse_orl.train.runs import init_runs, make_train_chunk
 
 OBS, ACT = 5, 2
 TINY = dict(actor_hidden=(8, 8), critic_hidden=(8, 8))

@@ -1,4 +1,4 @@
-"""d3rlpy 2.8.1 on the same transitions as ours: the peer check of issues 13 and 14.
+"""d3rlpy 2.8.1 on the same transitions as ours: the peer check of TD3+BC, IQL and BCQ.
 
 Two steps, two interpreters (d3rlpy pins gymnasium 1.0.0, so it lives in its own venv):
 
@@ -32,7 +32,10 @@ def dump(args) -> None:
 
     sys.path.insert(0, os.getcwd())
     from sparse_orl.data import load_dataset
-    from sparse_orl.workdir import score_reference
+    try:  # the module's place before and after the package restructuring
+        from sparse_orl.store.workdir import score_reference
+    except ImportError:
+        from sparse_orl.store.workdir import score_reference
 
     t, info = load_dataset(args.dataset)
     obs, nxt = np.asarray(t.obs), np.asarray(t.next_obs)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issues 13/14 peer check: d3rlpy 2.8.1 IQL and TD3+BC (1 seed, 100k, batch 256) on the three sb3 expert
-# datasets, and BCQ on walker2d (20k, our sizes), on our transitions. One core, in the background.
+# Peer check (docs/results/td3bc_iql.md, docs/results/narrow_control.md): d3rlpy 2.8.1 IQL and TD3+BC
+# (1 seed, 100k, batch 256) on the three sb3 expert datasets, and BCQ on walker2d (20k, our sizes), on our
+# transitions. One core, in the background.
 # Run from the repository root; a finished run (its JSON has the last step) is skipped.
 #   OUT=runs/peer bash docs/experiments/peer_d3rlpy.sh [ALGO:ENV ...]   (arguments: only those runs)
 set -u

@@ -1,6 +1,6 @@
 # Sourced by the experiment scripts here (run them from the repository root): the environment, the
 # output folder, and run NAME FLAGS... = one launch.train job in $OUT/NAME, logged to $OUT/NAME.log.
-# Usage in a script:  DEFAULT_OUT=runs/issueN; . docs/experiments/queue.sh
+# Usage in a script:  DEFAULT_OUT=runs/TOPIC; . docs/experiments/queue.sh
 set -u
 export MINARI_DATASETS_PATH=${MINARI_DATASETS_PATH:-../shared/datasets}
 PY=${PY:-python}

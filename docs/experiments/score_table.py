@@ -2,10 +2,12 @@
 
     python docs/experiments/score_table.py WORKDIR_OR_SUMMARY.json [...]
 
-Columns: seeds, normalized score at each run's last evaluation (mean ± sample std, then the seeds'
-values), the mean of each seed's last three evaluations, its step, and run-steps/s. Runs of the
-narrow control are read from the merged summary (``pruner == "narrow"``); dense runs are labelled
-dense. Unfinished runs are shown at the step they reached.
+Columns: seeds; the score, the mean of each run's last three evaluations (mean ± sample std over seeds,
+then the seeds' values; the statistic of docs/results.md); the step of the last evaluation; and the
+run-steps/s of the program the runs trained in (per-run ``train_steps_per_s`` × the program's runs). Runs
+of the narrow control are read from the merged summary (``pruner == "narrow"``); dense runs are labelled
+dense. Unfinished runs are shown at the step they reached. For the tables of docs/results.md, with runs
+read at shared steps, see results_tables.py.
 """
 import json
 import os
@@ -28,24 +30,27 @@ def main(paths):
     rows = {}
     for s in summaries(paths):
         ds = s["config"]["dataset"].split("/")[1] if "/" in s["config"]["dataset"] else s["config"]["dataset"]
+        sizes = {}
+        for r in s["runs"]:
+            sizes[r.get("program", "")] = sizes.get(r.get("program", ""), 0) + 1
         for r in s["runs"]:
             ev = [e for e in r.get("evals", []) if e.get("normalized_score") is not None]
             if not ev:
                 continue
             key = (s["config"]["agent"]["algo"] + ("-vae" if s["config"]["agent"].get("vae_only") else ""), ds,
                    label(r), float(r["sparsity"]))
-            rows.setdefault(key, []).append((r["seed"], ev, r.get("train_steps_per_s")))
-    print("| algo | dataset | network | sparsity | seeds | final score [seeds] | last 3, per seed | step | steps/s per run |")
-    print("|---|---|---|---:|---:|---:|---|---:|---:|")
+            sps = r.get("train_steps_per_s")
+            rows.setdefault(key, []).append((r["seed"], ev, sps * sizes[r.get("program", "")] if sps else None))
+    print("| algo | dataset | network | sparsity | seeds | score: mean of the last 3 evaluations [seeds] | step | run-steps/s of its program |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for (algo, ds, lab, sp), runs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3], kv[0][2])):
         runs = sorted(runs, key=lambda x: x[0])
-        finals = [ev[-1]["normalized_score"] for _, ev, _ in runs]
         last3 = [statistics.mean(e["normalized_score"] for e in ev[-3:]) for _, ev, _ in runs]
         steps = sorted({ev[-1]["step"] for _, ev, _ in runs})
-        sd = f" ± {statistics.stdev(finals):.1f}" if len(finals) > 1 else ""
+        sd = f" ± {statistics.stdev(last3):.1f}" if len(last3) > 1 else ""
         speed = [x for _, _, x in runs if x]
-        print(f"| {algo} | {ds} | {lab} | {sp:g} | {len(runs)} | {statistics.mean(finals):.1f}{sd} "
-              f"({', '.join(f'{x:.1f}' for x in finals)}) | {', '.join(f'{x:.1f}' for x in last3)} | "
+        print(f"| {algo} | {ds} | {lab} | {sp:g} | {len(runs)} | {statistics.mean(last3):.1f}{sd} "
+              f"({', '.join(f'{x:.1f}' for x in last3)}) | "
               f"{'/'.join(f'{x:,}' for x in steps)} | {f'{statistics.mean(speed):,.0f}' if speed else ''} |")
 
 

@@ -7,22 +7,25 @@ deploy, reports, the launchers) talks to it through these members only:
 
 ===============================  ==========================================================
 ``config``                       its own frozen config (a subclass of :class:`AlgoConfig`)
+``network_specs``                its networks, declared once (:class:`NetworkSpec`): names,
+                                 order, twins sharing a mask, Polyak targets, acting paths
 ``init_params(key)``             dense initial params ``{network: pytree}``
 ``scoring_problems(p, b, k)``    ``{network: (loss_fn, params, batch)}``: each scored
                                  network's own loss at init (pruning.prune_at_init's input)
-``expand_masks(p, m)``           masks of the scored networks -> masks shaped like params
-                                 (masks shared between networks, e.g. Q2 takes Q1's)
-``synflow_paths(p)``             SynFlow's kernel paths per scored network (None: inferred)
+``network_paths(n, p)``          kernel paths input -> output of a network (SynFlow)
 ``rerank_problems(p, b, k, c)``  optional second losses that re-rank part of a network
 ``optimizers()``                 ``{network: optax.GradientTransformation}`` (unmasked)
-``target_networks``              networks with Polyak targets
 ``train_step(state, b, k)``      ``(TrainState, Transitions, key) -> (TrainState, metrics)``
 ``metric_names``                 the keys of ``metrics``
-``act(params, mean, std, o, k)`` actions for observations ``o`` (..., obs_dim)
-``acting_networks``              the param paths that acting reads (what export keeps)
-``acting_program()``             the acting rule as data, interpreted by numpy-only deploy
+``acting_program()``             the acting rule as data: :meth:`act` interprets it on jax
+                                 arrays, ``sparse_orl.deploy`` on numpy arrays
 ``preprocess(t)``                the dataset transform it trains on (reward scaling, ...)
 ===============================  ==========================================================
+
+Derived from the specs, never written again: ``networks`` (the scored networks),
+``target_networks``, ``acting_networks``, :meth:`scored_view`, :meth:`expand_masks`
+(a twin's second head takes the first head's mask), :meth:`polyak` and
+:meth:`init_twin`.
 
 Masks are data: they live in each network's optimizer state (``pruning.masked``), so
 gradients, every optimizer moment and the params stay exactly 0 at pruned positions,
@@ -39,10 +42,13 @@ import optax
 from flax import struct
 
 from sparse_orl import pruning
+from sparse_orl.algos import acting
 from sparse_orl.data.transitions import Transitions
+from sparse_orl.fields import check_fields, field_values, option
 
 Params = Dict[str, Any]
 INIT_SCHEMES = ("torch", "flax", "orthogonal")
+TWIN_HEADS = ("q1", "q2")
 
 
 @struct.dataclass
@@ -63,57 +69,55 @@ class TrainState:
         return {k: v.masks for k, v in self.opt_state.items()}
 
 
-def field(default, help: str, flag: Optional[str] = None, **kw):
-    """A config field that ``launch/`` exposes as the flag ``--<flag or name>`` with ``help``."""
-    md = {"help": help}
-    if flag:
-        md["flag"] = flag
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("config defaults must be immutable")
-    return dataclasses.field(default=default, metadata=md, **kw)
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+    """One network of an algorithm, declared once.
+
+    ``name``: its key in the params. ``hidden_field``: the config field holding its hidden
+    widths (the narrow control and ``--width_multiplier`` scale them). ``twin``: params are
+    ``{"q1", "q2"}`` of one architecture; Q1 is scored and Q2 takes its mask. ``target``: it
+    has a Polyak target. ``acts``: the param paths under it that acting reads (``("",)``: all
+    of it; ``("q1",)``: one head). ``title``: its name in figures and tables.
+    """
+
+    name: str
+    hidden_field: str
+    twin: bool = False
+    target: bool = False
+    acts: Tuple[str, ...] = ()
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.title or (f"{self.name} (Q1+Q2)" if self.twin else self.name)
 
 
-def _check_sizes(name: str, sizes, allow_empty: bool = False) -> None:
-    if not allow_empty and len(sizes) == 0:
-        raise ValueError(f"{name} is empty: give at least one hidden layer size")
-    bad = [s for s in sizes if not isinstance(s, int) or isinstance(s, bool) or s < 1]
-    if bad:
-        raise ValueError(f"{name} must be positive integers, got {list(sizes)}")
+def twin_init(module, keys: Tuple[jax.Array, jax.Array], *inputs) -> Params:
+    """``{"q1", "q2"}``: two independent inits of ``module``, from ``keys[0]`` and ``keys[1]``."""
+    return {h: module.init(k, *inputs)["params"] for h, k in zip(TWIN_HEADS, keys)}
 
 
-def _check_finite(cfg, names) -> None:
-    """Each named field a finite number (flags such as --lr=nan are refused before any work)."""
-    for name in names:
-        v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
-            raise ValueError(f"--{name} must be a finite number, got {v!r}")
-
-
-def twin_critic_masks(masks: Params) -> Params:
-    """Scored masks with the critic's (Q1's) mask copied to both heads of a twin critic."""
-    full = dict(masks)
-    if "critic" in full:
-        full["critic"] = {"q1": full["critic"], "q2": full["critic"]}
-    return full
+def polyak(targets: Params, params: Params, tau: float) -> Params:
+    """(1 − τ)·t + τ·p for every leaf of ``targets`` (the matching subtrees of ``params``)."""
+    return jax.tree_util.tree_map(lambda t, p: (1.0 - tau) * t + tau * p, targets,
+                                  {k: params[k] for k in targets})
 
 
 @dataclasses.dataclass(frozen=True)
 class AlgoConfig:
-    """Fields every algorithm's config has. Subclasses add their own, with :func:`field`."""
+    """Fields every algorithm's config has. Subclasses add their own, with :func:`option`."""
 
     algo: ClassVar[str] = ""
-    init_scheme: str = field("torch", "Weight init: torch = U(±1/sqrt(fan_in)) (PyTorch default), "
-                             "flax = lecun_normal kernels, zero biases, orthogonal = orthogonal kernels of "
-                             "scale sqrt(2), zero biases (IQL's authors).", flag="init")
-    compute_dtype: str = field("float32", "Matmul input precision (bfloat16 keeps float32 accumulation "
-                               "and master weights).")
-    normalize_obs: bool = field(False, "Normalize observations with the dataset's mean / (std + 1e-3).")
+    init_scheme: str = option("torch", "Weight init: torch = U(±1/sqrt(fan_in)) (PyTorch default), "
+                              "flax = lecun_normal kernels, zero biases, orthogonal = orthogonal kernels of "
+                              "scale sqrt(2), zero biases (IQL's authors).", flag="init", choices=INIT_SCHEMES)
+    compute_dtype: str = option("float32", "Matmul input precision (bfloat16 keeps float32 accumulation "
+                                "and master weights; slower than float32 on a CPU).",
+                                choices=("float32", "bfloat16"))
+    normalize_obs: bool = option(False, "Normalize observations with the dataset's mean / (std + 1e-3).")
 
     def __post_init__(self):
-        if self.init_scheme not in INIT_SCHEMES:
-            raise ValueError(f"--init must be one of {INIT_SCHEMES}, got {self.init_scheme!r}")
-        if self.compute_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"--compute_dtype must be one of ('float32', 'bfloat16'), got {self.compute_dtype!r}")
+        check_fields(self)
 
     # names used in results: "bc-vae" in file names, "BC (VAE only)" in titles
     @property
@@ -127,32 +131,20 @@ class AlgoConfig:
     def to_dict(self) -> Dict[str, Any]:
         """Plain JSON-able dict, with ``"algo"`` first (what config.json records)."""
         d = {"algo": self.algo}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            d[f.name] = list(v) if isinstance(v, tuple) else v
+        for k, v in field_values(self).items():
+            d[k] = list(v) if isinstance(v, tuple) else v
         return d
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "AlgoConfig":
         """Inverse of :meth:`to_dict`; keys that are not fields (e.g. shapes) are ignored."""
-        kw = {}
-        for f in dataclasses.fields(cls):
-            if f.name in d:
-                v = d[f.name]
-                kw[f.name] = tuple(v) if isinstance(v, list) else v
-        return cls(**kw)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
 
-    def widened(self, factor: float, networks: Tuple[str, ...]) -> "AlgoConfig":
-        """This config with the hidden widths of ``networks`` times ``factor`` (each round(h·f), >= 1);
-        which field holds a network's widths is the config's ``hidden_fields``."""
-        fields = getattr(self, "hidden_fields", None)
-        if not fields:
-            raise ValueError(f"algorithm {self.algo!r} does not say which config fields hold its widths "
-                             "(hidden_fields), so --width_multiplier cannot widen it")
-        new = {}
-        for net in networks:
-            name = fields[net]
-            new[name] = tuple(max(1, int(round(h * factor))) for h in getattr(self, name))
+    def widened(self, factor: float, networks: Tuple[str, ...], specs: Tuple[NetworkSpec, ...]) -> "AlgoConfig":
+        """This config with the hidden widths of ``networks`` times ``factor`` (each round(h·f), >= 1)."""
+        fields = {s.name: s.hidden_field for s in specs}
+        new = {fields[n]: tuple(max(1, int(round(h * factor))) for h in getattr(self, fields[n])) for n in networks}
         return dataclasses.replace(self, **new)
 
     def for_run(self, steps: int) -> "AlgoConfig":
@@ -174,22 +166,47 @@ class Algorithm:
     act_dim: int
     max_action: float
 
-    # ---- networks, pruning at init ------------------------------------------------------
+    # ---- networks, declared once --------------------------------------------------------
+    @property
+    def network_specs(self) -> Tuple[NetworkSpec, ...]:
+        raise NotImplementedError
+
+    @property
+    def networks(self) -> Tuple[str, ...]:
+        """The scored (prunable) networks, in scoring order."""
+        return tuple(s.name for s in self.network_specs)
+
+    @property
+    def target_networks(self) -> Tuple[str, ...]:
+        return tuple(s.name for s in self.network_specs if s.target)
+
+    @property
+    def acting_networks(self) -> Tuple[str, ...]:
+        """The param paths that acting reads (what export keeps): "vae", "critic/q1", ..."""
+        return tuple(f"{s.name}/{p}" if p else s.name for s in self.network_specs for p in s.acts)
+
+    def spec(self, name: str) -> NetworkSpec:
+        return next(s for s in self.network_specs if s.name == name)
+
+    def scored_view(self, tree: Params) -> Params:
+        """The scored networks' part of a params / masks tree (Q1 stands for a twin critic)."""
+        return {s.name: tree[s.name]["q1"] if s.twin else tree[s.name] for s in self.network_specs}
+
+    def expand_masks(self, params: Params, net_masks: Params) -> Params:
+        """Masks shaped like ``params``: a twin's Q1 mask copied to Q2, all-ones for other subtrees."""
+        out = {}
+        for k in params:
+            m = net_masks.get(k)
+            if m is not None and k in self.networks and self.spec(k).twin:
+                m = {h: m for h in TWIN_HEADS}
+            out[k] = m if m is not None else pruning.ones_like_masks(params[k])
+        return out
+
     def init_params(self, key: jax.Array) -> Params:
         raise NotImplementedError
 
     def scoring_problems(self, params: Params, batch: Transitions, key: jax.Array) -> Dict[str, Tuple]:
         raise NotImplementedError
-
-    def expand_masks(self, params: Params, net_masks: Params) -> Params:
-        """Masks shaped like ``params``: scored networks' masks, all-ones elsewhere."""
-        return {k: net_masks[k] if k in net_masks else pruning.ones_like_masks(params[k]) for k in params}
-
-    networks: ClassVar[Tuple[str, ...]] = ()  # the scored networks, in the order of scoring_problems
-
-    def scored_view(self, tree: Params) -> Params:
-        """The scored networks' part of a params / masks tree (e.g. Q1 of a twin critic)."""
-        return {k: tree[k] for k in self.networks}
 
     def network_paths(self, name: str, net_params) -> Tuple[Any, ...]:
         """Kernel paths input -> output of a scored network (SynFlow, dead-unit diagnostics);
@@ -206,7 +223,6 @@ class Algorithm:
     def optimizers(self) -> Dict[str, optax.GradientTransformation]:
         raise NotImplementedError
 
-    target_networks: ClassVar[Tuple[str, ...]] = ()
     metric_names: ClassVar[Tuple[str, ...]] = ()
 
     def init_state(self, params: Params, masks: Params, obs_mean, obs_std) -> TrainState:
@@ -222,6 +238,10 @@ class Algorithm:
         loss, grads = jax.value_and_grad(loss_fn)(params, batch)
         updates, opt_state = pruning.masked(self.optimizers()[name], None).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
+
+    def polyak(self, targets: Params, params: Params) -> Params:
+        """The Polyak step of every target network, rate ``config.tau``."""
+        return polyak(targets, params, self.config.tau)
 
     def train_step(self, state: TrainState, batch: Transitions, key: jax.Array):
         raise NotImplementedError
@@ -242,13 +262,14 @@ class Algorithm:
         return transitions
 
     # ---- acting ---------------------------------------------------------------------------
-    acting_networks: ClassVar[Tuple[str, ...]] = ()
-
-    def act(self, params: Params, obs_mean, obs_std, obs, key):
-        raise NotImplementedError
-
     def acting_program(self) -> Dict[str, Any]:
         raise NotImplementedError
+
+    def act(self, params: Params, obs_mean, obs_std, obs, key):
+        """Actions for observations ``obs`` (..., obs_dim): :meth:`acting_program` interpreted on
+        jax arrays (:func:`sparse_orl.algos.acting.run_program`), the noise drawn from ``key``."""
+        return acting.act(self.acting_program(), params, self.normalize(obs_mean, obs_std, obs), key,
+                          self.config.dtype)
 
     def diagnostics(self, params, masks, data, key, obs_mean, obs_std, num_samples: int) -> Dict[str, Any]:
         """Algorithm-specific diagnostics for ``launch.diagnose``: a dict of JSON-able values,

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Dict, Tuple
 
-from sparse_orl.algos.base import field
+from sparse_orl.algos.base import NetworkSpec
 from sparse_orl.algos.bcq import BCQ, BCQConfig
+from sparse_orl.fields import option
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,13 +19,8 @@ class BCConfig(BCQConfig):
     """BCQ's hyperparameters plus BC's acting clip and the VAE-only switch."""
 
     algo: ClassVar[str] = "bc"
-    vae_only: bool = field(False, "BC only: train and prune the VAE alone (acting uses only it).",
-                           flag="bc_vae_only")
-    bc_act_latent_clip: float = field(0.25, "BC acting: one decode with |z| clipped to this.")
-
-    @property
-    def networks(self) -> Tuple[str, ...]:
-        return ("vae",) if self.vae_only else ("actor", "critic", "vae")
+    vae_only: bool = option(False, "Train and prune the VAE alone (acting uses only it).", flag="bc_vae_only")
+    bc_act_latent_clip: float = option(0.25, "Acting: one decode with |z| clipped to this.", low=0)
 
     @property
     def label(self) -> str:
@@ -40,8 +36,12 @@ class BC(BCQ):
     config: BCConfig
 
     @property
-    def acting_networks(self) -> Tuple[str, ...]:
-        return ("vae",)
+    def network_specs(self) -> Tuple[NetworkSpec, ...]:
+        vae = NetworkSpec("vae", "vae_hidden", acts=("",), title="VAE")
+        if self.config.vae_only:
+            return (vae,)
+        return (NetworkSpec("actor", "actor_hidden", target=True),
+                NetworkSpec("critic", "critic_hidden", twin=True, target=True), vae)
 
     @property
     def acting_latent_clip(self) -> float:
@@ -51,13 +51,8 @@ class BC(BCQ):
         """a'_j = G(s', z_j), no perturbation (BEAR ``cloning=True``)."""
         return self.decode(vae_params, next_obs_rep, z)
 
-    def act(self, params, obs_mean, obs_std, obs, key):
-        """G(s, z), z ~ N(0, I) clipped to ±bc_act_latent_clip (BEAR ``decode_bc_test``)."""
-        obs = self.normalize(obs_mean, obs_std, obs)
-        z = self.clipped_latent(key, obs.shape[:-1], self.config.bc_act_latent_clip)
-        return self.decode(params["vae"], obs, z)
-
     def acting_program(self) -> Dict[str, Any]:
+        """G(s, z), z ~ N(0, I) clipped to ±bc_act_latent_clip (BEAR ``decode_bc_test``)."""
         return {
             "noise": {"z": {"shape": [self.latent_dim], "clip": self.config.bc_act_latent_clip}},
             "ops": [

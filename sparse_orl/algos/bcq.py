@@ -5,7 +5,7 @@ State layout (plain pytrees)::
     params        = {"actor": ..., "critic": {"q1": ..., "q2": ...}, "vae": ...}
     target_params = {"actor": ..., "critic": {...}}
 
-Pruning at init scores three networks, each on its own loss (facts file §2-4): the VAE
+Pruning at init scores three networks, each on its own loss: the VAE
 on its ELBO, Q1 on MSE(Q1, y) with y from the initial networks (a constant; Q2 takes
 Q1's mask), and the actor on −Q1(s, ξ(s, G(s))) with the VAE's sample a constant.
 :mod:`sparse_orl.algos.bc` is BEAR's cloning variant of the same agent.
@@ -22,49 +22,41 @@ import optax
 
 from sparse_orl import pruning
 from sparse_orl.algos import losses
-from sparse_orl.algos.base import (AlgoConfig, Algorithm, TrainState, _check_finite, _check_sizes, field,
-                                   twin_critic_masks)
+from sparse_orl.algos.base import AlgoConfig, Algorithm, NetworkSpec, TrainState, twin_init
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.networks import VAE, Actor, Critic
+from sparse_orl.algos.networks import VAE, Actor, Critic
+from sparse_orl.fields import option
+
+
+VAE_SCORES = ("train", "acting")
 
 
 @dataclasses.dataclass(frozen=True)
 class BCQConfig(AlgoConfig):
-    """Hyperparameters of BCQ (facts file §2). Defaults are the paper's."""
+    """Hyperparameters of BCQ (Fujimoto, Meger, Precup 2019; ``sfujim/BCQ``). Defaults are the paper's."""
 
     algo: ClassVar[str] = "bcq"
-    actor_hidden: Tuple[int, ...] = field((400, 300), "Actor (perturbation model) hidden sizes.")
-    critic_hidden: Tuple[int, ...] = field((400, 300), "Critic (each Q-network) hidden sizes.")
-    vae_hidden: Tuple[int, ...] = field((750, 750), "VAE encoder/decoder hidden sizes.")
-    latent_dim: Optional[int] = field(None, "VAE latent size (default 2 * action dim).")
-    phi: float = field(0.05, "Perturbation range φ of the actor, as a fraction of max_action.")
-    lmbda: float = field(0.75, "Soft clipped double-Q weight λ of min(Q1, Q2) in the target.")
-    discount: float = field(0.99, "Discount γ.")
-    tau: float = field(0.005, "Polyak rate τ of the target networks.")
-    lr: float = field(1e-3, "Adam learning rate of all networks.")
-    kl_weight: float = field(0.5, "Weight of the VAE's KL term.")
-    num_target_samples: int = field(10, "Repeated next-state samples in the critic target.")
-    num_act_samples: int = field(10, "BCQ acting: candidates scored by Q1 (BCQ HEAD uses 100).")
-    train_latent_clip: float = field(0.5, "|z| clip of the VAE's latents in training and BCQ acting.")
+    actor_hidden: Tuple[int, ...] = option((400, 300), "Actor (perturbation model) hidden sizes.", low=1)
+    critic_hidden: Tuple[int, ...] = option((400, 300), "Critic (each Q-network) hidden sizes.", low=1)
+    vae_hidden: Tuple[int, ...] = option((750, 750), "VAE encoder/decoder hidden sizes.", low=1)
+    latent_dim: Optional[int] = option(None, "VAE latent size (default 2 * action dim).", low=1)
+    phi: float = option(0.05, "Perturbation range φ of the actor, as a fraction of max_action.", low=0, high=1)
+    lmbda: float = option(0.75, "Soft clipped double-Q weight λ of min(Q1, Q2) in the target.", low=0, high=1)
+    discount: float = option(0.99, "Discount γ.", low=0, high=1)
+    tau: float = option(0.005, "Polyak rate τ of the target networks.", low=0, high=1, low_open=True)
+    lr: float = option(1e-3, "Adam learning rate of all networks.", low=0, low_open=True)
+    kl_weight: float = option(0.5, "Weight of the VAE's KL term.", low=0)
+    num_target_samples: int = option(10, "Repeated next-state samples in the critic target.", low=1)
+    num_act_samples: int = option(10, "BCQ acting: candidates scored by Q1 (BCQ HEAD uses 100).", low=1)
+    train_latent_clip: float = option(0.5, "|z| clip of the VAE's latents in training and BCQ acting.", low=0)
+    vae_score: str = option("train", "Loss that SNIP/GraSP score the VAE decoder with: its training loss, or "
+                            "the acting loss MSE(decode(s, z ~ clipped prior), a) (label +acting).",
+                            choices=VAE_SCORES)
 
-    networks: ClassVar[Tuple[str, ...]] = ("actor", "critic", "vae")
-    # the config field holding each network's hidden widths (the narrow dense control scales them)
-    hidden_fields: ClassVar[Dict[str, str]] = {"actor": "actor_hidden", "critic": "critic_hidden", "vae": "vae_hidden"}
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check_sizes("--vae_hidden", self.vae_hidden)
-        if "actor" in self.networks:
-            _check_sizes("--actor_hidden", self.actor_hidden)
-            _check_sizes("--critic_hidden", self.critic_hidden)
-        if self.latent_dim is not None and self.latent_dim < 1:
-            raise ValueError(f"--latent_dim must be >= 1, got {self.latent_dim}")
-        for name in ("num_target_samples", "num_act_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        _check_finite(self, ("lr", "tau", "discount", "kl_weight", "train_latent_clip", "phi", "lmbda"))
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
+    def label_suffix(self, pruner_uses_loss: bool) -> str:
+        """What this config adds to a pruning method's label: "+acting" where the decoder's scores
+        come from the acting loss."""
+        return "+acting" if pruner_uses_loss and self.vae_score == "acting" else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,20 +65,17 @@ class BCQ(Algorithm):
     argmax of Q1 over ``num_act_samples`` perturbed candidates."""
 
     config: BCQConfig
-    target_networks: ClassVar[Tuple[str, ...]] = ("actor", "critic")
 
     # ---- networks -----------------------------------------------------------
     @property
-    def networks(self) -> Tuple[str, ...]:
-        return self.config.networks
+    def network_specs(self) -> Tuple[NetworkSpec, ...]:
+        return (NetworkSpec("actor", "actor_hidden", target=True, acts=("",)),
+                NetworkSpec("critic", "critic_hidden", twin=True, target=True, acts=("q1",)),
+                NetworkSpec("vae", "vae_hidden", acts=("",), title="VAE"))
 
     @property
     def metric_names(self) -> Tuple[str, ...]:
         return ("vae_loss", "critic_loss", "actor_loss") if "actor" in self.networks else ("vae_loss",)
-
-    @property
-    def acting_networks(self) -> Tuple[str, ...]:
-        return ("actor", "critic/q1", "vae")
 
     @property
     def latent_dim(self) -> int:
@@ -119,10 +108,7 @@ class BCQ(Algorithm):
         params = {"vae": self.vae.init(k_vae, obs, act, lat)["params"]}
         if "actor" in self.networks:
             params["actor"] = self.actor.init(k_actor, obs, act)["params"]
-            params["critic"] = {
-                "q1": self.critic.init(k_q1, obs, act)["params"],
-                "q2": self.critic.init(k_q2, obs, act)["params"],
-            }
+            params["critic"] = twin_init(self.critic, (k_q1, k_q2), obs, act)
         return jax.tree_util.tree_map(lambda x: x, params)  # plain dicts
 
     # ---- pieces used by both the train step and the scorers ----------------
@@ -195,10 +181,6 @@ class BCQ(Algorithm):
             )
         return problems
 
-    def expand_masks(self, params, net_masks):
-        """Q2 takes Q1's mask; networks that were not scored get all-ones masks."""
-        return super().expand_masks(params, twin_critic_masks(net_masks))
-
     def network_paths(self, name: str, net_params) -> Tuple[Any, ...]:
         """Kernel paths input -> output of network ``name`` (SynFlow, dead-unit diagnostics).
 
@@ -213,10 +195,6 @@ class BCQ(Algorithm):
             dec = pruning.sequential_paths([f"d{i + 1}" for i in range(h + 1)])
             return (enc, dec)
         raise ValueError(f"unknown network {name!r}")
-
-    def scored_view(self, tree):
-        """Q1 stands for the twin critic (Q2 shares its mask)."""
-        return {n: tree["critic"]["q1"] if n == "critic" else tree[n] for n in self.networks}
 
     def diagnostics(self, params, masks, data, key, obs_mean, obs_std, num_samples: int):
         """The VAE decoder's input mass (state vs latent rows) and its reliance on z."""
@@ -236,7 +214,7 @@ class BCQ(Algorithm):
         ±:attr:`acting_latent_clip` (the prior; no encoder). The latents ride in
         ``VAEBatch.eps`` so the loss is deterministic given the batch.
         """
-        if prune.vae_score != "acting":
+        if self.config.vae_score != "acting" or not prune.uses_loss:
             return None
         z = self.clipped_latent(jax.random.fold_in(key, 1), (batch.obs.shape[0],), self.acting_latent_clip)
 
@@ -276,28 +254,13 @@ class BCQ(Algorithm):
             params["actor"], opt["actor"], metrics["actor_loss"] = self.update(
                 "actor", self.actor_loss_fn(params["critic"]["q1"]), params["actor"], opt["actor"],
                 losses.ActorBatch(batch.obs, sampled))
-            targets = jax.tree_util.tree_map(
-                lambda t, p: (1.0 - c.tau) * t + c.tau * p,
-                targets, {k: params[k] for k in targets},
-            )
+            targets = self.polyak(targets, params)
         new_state = state.replace(params=params, target_params=targets, opt_state=opt, step=state.step + 1)
         return new_state, metrics
 
     # ---- acting -------------------------------------------------------------------
-    def act(self, params, obs_mean, obs_std, obs, key):
-        """argmax_j Q1(s, ξ(s, G(s, z_j))) over ``num_act_samples`` clipped latents z_j."""
-        c = self.config
-        obs = self.normalize(obs_mean, obs_std, obs)
-        n = c.num_act_samples
-        s_rep = jnp.broadcast_to(obs[..., None, :], obs.shape[:-1] + (n, obs.shape[-1]))
-        z = self.clipped_latent(key, obs.shape[:-1] + (n,), c.train_latent_clip)
-        cand = self.actor.apply({"params": params["actor"]}, s_rep, self.decode(params["vae"], s_rep, z))
-        q1 = self.critic.apply({"params": params["critic"]["q1"]}, s_rep, cand)
-        best = jnp.argmax(q1, axis=-1)
-        return jnp.take_along_axis(cand, best[..., None, None], axis=-2)[..., 0, :]
-
     def acting_program(self) -> Dict[str, Any]:
-        """:meth:`act` as data for ``sparse_orl.deploy`` (see its ``run_program``)."""
+        """argmax_j Q1(s, ξ(s, G(s, z_j))) over ``num_act_samples`` clipped latents z_j, as data."""
         c, m = self.config, self.max_action
         n = c.num_act_samples
         return {

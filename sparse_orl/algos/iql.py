@@ -1,6 +1,6 @@
 """IQL (Kostrikov, Nair, Levine 2021, "Offline Reinforcement Learning with Implicit Q-Learning").
 
-Defaults are the authors' locomotion config (``ikostrikov/implicit_q_learning``; facts file §8):
+Defaults are the authors' locomotion config (their code, ``ikostrikov/implicit_q_learning``):
 256-256 networks with orthogonal √2 kernels and zero biases, expectile τ = 0.7, temperature
 β = 3, advantage weights clipped at 100, Adam 3e-4 with the actor's rate on a cosine decay over
 the run, Polyak 0.005 for the target critic, rewards scaled by 1000 / (max − min episode return).
@@ -29,10 +29,10 @@ import optax
 from flax import struct
 
 from sparse_orl.algos import losses
-from sparse_orl.algos.base import (AlgoConfig, Algorithm, TrainState, _check_finite, _check_sizes, field,
-                                   twin_critic_masks)
+from sparse_orl.algos.base import INIT_SCHEMES, AlgoConfig, Algorithm, NetworkSpec, TrainState, twin_init
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.networks import MLP, Critic
+from sparse_orl.algos.networks import MLP, Critic
+from sparse_orl.fields import option
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,36 +40,23 @@ class IQLConfig(AlgoConfig):
     """Hyperparameters of IQL; defaults are the authors' MuJoCo locomotion config."""
 
     algo: ClassVar[str] = "iql"
-    actor_hidden: Tuple[int, ...] = field((256, 256), "Actor hidden sizes.")
-    critic_hidden: Tuple[int, ...] = field((256, 256), "Critic (each Q-network) hidden sizes.")
-    value_hidden: Tuple[int, ...] = field((256, 256), "IQL value network hidden sizes.")
-    lr: float = field(3e-4, "Adam learning rate of actor, critic and value (the actor's decays).")
-    discount: float = field(0.99, "Discount γ.")
-    tau: float = field(0.005, "Polyak rate τ of the target networks.")
-    expectile: float = field(0.7, "IQL expectile τ of the value loss.")
-    temperature: float = field(3.0, "IQL inverse temperature β of the advantage weights exp(β·(q − V)).")
-    max_weight: float = field(100.0, "IQL clip of the advantage weights.")
-    actor_lr_decay_steps: Optional[int] = field(None, "IQL: steps of the actor's cosine learning-rate decay "
-                                                "(default: the run's --steps).")
-    scale_rewards: bool = field(True, "IQL: rewards times 1000 / (max - min episode return) of the dataset.")
-    init_scheme: str = field("orthogonal", "Weight init: torch = U(±1/sqrt(fan_in)) (PyTorch default), "
-                             "flax = lecun_normal kernels, zero biases, orthogonal = orthogonal kernels of "
-                             "scale sqrt(2), zero biases (IQL's authors).", flag="init")
-
-    hidden_fields: ClassVar[Dict[str, str]] = {"actor": "actor_hidden", "critic": "critic_hidden",
-                                               "value": "value_hidden"}
-
-    def __post_init__(self):
-        super().__post_init__()
-        for name in ("actor_hidden", "critic_hidden", "value_hidden"):
-            _check_sizes(f"--{name}", getattr(self, name))
-        _check_finite(self, ("lr", "discount", "tau", "expectile", "temperature", "max_weight"))
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if not 0.0 < self.expectile < 1.0:
-            raise ValueError(f"--expectile must be in (0, 1), got {self.expectile}")
-        if self.actor_lr_decay_steps is not None and self.actor_lr_decay_steps < 1:
-            raise ValueError(f"--actor_lr_decay_steps must be >= 1, got {self.actor_lr_decay_steps}")
+    actor_hidden: Tuple[int, ...] = option((256, 256), "Actor hidden sizes.", low=1)
+    critic_hidden: Tuple[int, ...] = option((256, 256), "Critic (each Q-network) hidden sizes.", low=1)
+    value_hidden: Tuple[int, ...] = option((256, 256), "Value network hidden sizes.", low=1)
+    lr: float = option(3e-4, "Adam learning rate of actor, critic and value (the actor's decays).", low=0,
+                       low_open=True)
+    discount: float = option(0.99, "Discount γ.", low=0, high=1)
+    tau: float = option(0.005, "Polyak rate τ of the target networks.", low=0, high=1, low_open=True)
+    expectile: float = option(0.7, "Expectile τ of the value loss.", low=0, high=1, low_open=True, high_open=True)
+    temperature: float = option(3.0, "Inverse temperature β of the advantage weights exp(β·(q − V)) (0: "
+                                "behaviour cloning).", low=0)
+    max_weight: float = option(100.0, "Clip of the advantage weights.", low=0, low_open=True)
+    actor_lr_decay_steps: Optional[int] = option(None, "Steps of the actor's cosine learning-rate decay "
+                                                 "(default: the run's --steps).", low=1)
+    scale_rewards: bool = option(True, "Rewards times 1000 / (max - min episode return) of the dataset.")
+    init_scheme: str = option("orthogonal", "Weight init: torch = U(±1/sqrt(fan_in)) (PyTorch default), "
+                              "flax = lecun_normal kernels, zero biases, orthogonal = orthogonal kernels of "
+                              "scale sqrt(2), zero biases (IQL's authors).", flag="init", choices=INIT_SCHEMES)
 
     def for_run(self, steps: int) -> "IQLConfig":
         """The actor's cosine decay spans the run unless ``actor_lr_decay_steps`` says otherwise."""
@@ -150,10 +137,11 @@ def episode_returns(t: Transitions) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class IQL(Algorithm):
     config: IQLConfig
-    networks: ClassVar[Tuple[str, ...]] = ("actor", "critic", "value")
-    target_networks: ClassVar[Tuple[str, ...]] = ("critic",)
+    network_specs: ClassVar[Tuple[NetworkSpec, ...]] = (
+        NetworkSpec("actor", "actor_hidden", acts=("",)),
+        NetworkSpec("critic", "critic_hidden", twin=True, target=True),
+        NetworkSpec("value", "value_hidden"))
     metric_names: ClassVar[Tuple[str, ...]] = ("value_loss", "actor_loss", "critic_loss")
-    acting_networks: ClassVar[Tuple[str, ...]] = ("actor",)
 
     @property
     def actor(self) -> GaussianActor:
@@ -181,8 +169,7 @@ class IQL(Algorithm):
         obs = jnp.zeros((1, self.obs_dim), jnp.float32)
         act = jnp.zeros((1, self.act_dim), jnp.float32)
         params = {"actor": self.actor.init(k_actor, obs)["params"],
-                  "critic": {"q1": self.critic.init(k_q1, obs, act)["params"],
-                             "q2": self.critic.init(k_q2, obs, act)["params"]},
+                  "critic": twin_init(self.critic, (k_q1, k_q2), obs, act),
                   "value": self.value.init(k_v, obs)["params"]}
         return jax.tree_util.tree_map(lambda x: x, params)
 
@@ -229,17 +216,10 @@ class IQL(Algorithm):
                        losses.CriticBatch(batch.obs, batch.action, self.td_target(params["value"], batch))),
         }
 
-    def scored_view(self, tree):
-        return {"actor": tree["actor"], "critic": tree["critic"]["q1"], "value": tree["value"]}
-
-    def expand_masks(self, params, net_masks):
-        return super().expand_masks(params, twin_critic_masks(net_masks))
-
     # ---- training -------------------------------------------------------------------------
     def train_step(self, state: TrainState, batch: Transitions, key: jax.Array):
         """One IQL step (``learner.update``): V, actor, critic, then the target critic."""
         chex.assert_rank(batch.obs, 2)
-        c = self.config
         batch = self.normalize_batch((state.obs_mean, state.obs_std), batch)
         params, opt = dict(state.params), dict(state.opt_state)
         q = jax.lax.stop_gradient(self.q_min(state.target_params["critic"], batch.obs, batch.action))
@@ -252,18 +232,13 @@ class IQL(Algorithm):
         params["critic"], opt["critic"], c_loss = self.update(
             "critic", lambda p, b: losses.critic_loss(self.critic, p, b), params["critic"], opt["critic"],
             losses.CriticBatch(batch.obs, batch.action, self.td_target(params["value"], batch)))
-        targets = {"critic": jax.tree_util.tree_map(lambda t, p: (1.0 - c.tau) * t + c.tau * p,
-                                                    state.target_params["critic"], params["critic"])}
+        targets = self.polyak(state.target_params, params)
         metrics = {"value_loss": v_loss, "actor_loss": a_loss, "critic_loss": c_loss}
         return state.replace(params=params, target_params=targets, opt_state=opt, step=state.step + 1), metrics
 
     # ---- acting ---------------------------------------------------------------------------
-    def act(self, params, obs_mean, obs_std, obs, key):
-        """The Gaussian's mean tanh(f(s)) (the authors evaluate at temperature 0), clipped to ±max_action."""
-        mean, _ = self.actor.apply({"params": params["actor"]}, self.normalize(obs_mean, obs_std, obs))
-        return jnp.clip(mean, -self.max_action, self.max_action)
-
     def acting_program(self) -> Dict[str, Any]:
+        """The Gaussian's mean tanh(f(s)) (the authors evaluate at temperature 0), clipped to ±max_action."""
         m = self.max_action
         return {"ops": [{"op": "mlp", "net": "actor/net", "layer": "l", "in": ["obs"], "out": "h"},
                         {"op": "tanh", "x": "h", "out": "mean"},

@@ -1,6 +1,6 @@
 """TD3+BC (Fujimoto & Gu 2021, "A Minimalist Approach to Offline Reinforcement Learning").
 
-Defaults are the authors' (``sfujim/TD3_BC``; facts file §7): actor and twin critic 256-256,
+Defaults are the authors' (their code, ``sfujim/TD3_BC``): actor and twin critic 256-256,
 Adam 3e-4, target noise σ = 0.2·max_action clipped to ±0.5·max_action, policy delay 2 with
 the targets moving only on actor steps, λ = α / mean|Q| with α = 2.5, states normalized.
 
@@ -25,10 +25,10 @@ import optax
 from flax import struct
 
 from sparse_orl.algos import losses
-from sparse_orl.algos.base import (AlgoConfig, Algorithm, TrainState, _check_finite, _check_sizes, field,
-                                   twin_critic_masks)
+from sparse_orl.algos.base import AlgoConfig, Algorithm, NetworkSpec, TrainState, twin_init
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.networks import MLP, Critic
+from sparse_orl.algos.networks import MLP, Critic
+from sparse_orl.fields import option
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,28 +37,17 @@ class TD3BCConfig(AlgoConfig):
 
     algo: ClassVar[str] = "td3bc"
     display_name: ClassVar[str] = "TD3+BC"
-    actor_hidden: Tuple[int, ...] = field((256, 256), "Actor hidden sizes.")
-    critic_hidden: Tuple[int, ...] = field((256, 256), "Critic (each Q-network) hidden sizes.")
-    lr: float = field(3e-4, "Adam learning rate of actor and critic.")
-    discount: float = field(0.99, "Discount γ.")
-    tau: float = field(0.005, "Polyak rate τ of the target networks.")
-    alpha: float = field(2.5, "TD3+BC's α: the actor loss is −λ·mean Q1 + MSE(π(s), a), λ = α / mean|Q1|.")
-    policy_noise: float = field(0.2, "Target policy noise σ, as a fraction of max_action.")
-    noise_clip: float = field(0.5, "Clip of the target policy noise, as a fraction of max_action.")
-    policy_freq: int = field(2, "Actor and target updates every this many critic steps.")
-    normalize_obs: bool = field(True, "Normalize observations with the dataset's mean / (std + 1e-3).")
-
-    hidden_fields: ClassVar[Dict[str, str]] = {"actor": "actor_hidden", "critic": "critic_hidden"}
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check_sizes("--actor_hidden", self.actor_hidden)
-        _check_sizes("--critic_hidden", self.critic_hidden)
-        _check_finite(self, ("lr", "discount", "tau", "alpha", "policy_noise", "noise_clip"))
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if self.policy_freq < 1:
-            raise ValueError(f"--policy_freq must be >= 1, got {self.policy_freq}")
+    actor_hidden: Tuple[int, ...] = option((256, 256), "Actor hidden sizes.", low=1)
+    critic_hidden: Tuple[int, ...] = option((256, 256), "Critic (each Q-network) hidden sizes.", low=1)
+    lr: float = option(3e-4, "Adam learning rate of actor and critic.", low=0, low_open=True)
+    discount: float = option(0.99, "Discount γ.", low=0, high=1)
+    tau: float = option(0.005, "Polyak rate τ of the target networks.", low=0, high=1, low_open=True)
+    alpha: float = option(2.5, "TD3+BC's α: the actor loss is −λ·mean Q1 + MSE(π(s), a), λ = α / mean|Q1| "
+                          "(0: behaviour cloning).", low=0)
+    policy_noise: float = option(0.2, "Target policy noise σ, as a fraction of max_action.", low=0)
+    noise_clip: float = option(0.5, "Clip of the target policy noise, as a fraction of max_action.", low=0)
+    policy_freq: int = option(2, "Actor and target updates every this many critic steps.", low=1)
+    normalize_obs: bool = option(True, "Normalize observations with the dataset's mean / (std + 1e-3).")
 
 
 class DeterministicActor(nn.Module):
@@ -89,10 +78,10 @@ class TD3BC(Algorithm):
     """TD3+BC as pure functions."""
 
     config: TD3BCConfig
-    networks: ClassVar[Tuple[str, ...]] = ("actor", "critic")
-    target_networks: ClassVar[Tuple[str, ...]] = ("actor", "critic")
+    network_specs: ClassVar[Tuple[NetworkSpec, ...]] = (
+        NetworkSpec("actor", "actor_hidden", target=True, acts=("",)),
+        NetworkSpec("critic", "critic_hidden", twin=True, target=True))
     metric_names: ClassVar[Tuple[str, ...]] = ("critic_loss", "actor_loss", "lambda")
-    acting_networks: ClassVar[Tuple[str, ...]] = ("actor",)
 
     @property
     def actor(self) -> DeterministicActor:
@@ -112,8 +101,7 @@ class TD3BC(Algorithm):
         obs = jnp.zeros((1, self.obs_dim), jnp.float32)
         act = jnp.zeros((1, self.act_dim), jnp.float32)
         params = {"actor": self.actor.init(k_actor, obs)["params"],
-                  "critic": {"q1": self.critic.init(k_q1, obs, act)["params"],
-                             "q2": self.critic.init(k_q2, obs, act)["params"]}}
+                  "critic": twin_init(self.critic, (k_q1, k_q2), obs, act)}
         return jax.tree_util.tree_map(lambda x: x, params)
 
     # ---- losses ---------------------------------------------------------------------------
@@ -153,12 +141,6 @@ class TD3BC(Algorithm):
                        losses.CriticBatch(batch.obs, batch.action, y)),
         }
 
-    def scored_view(self, tree):
-        return {"actor": tree["actor"], "critic": tree["critic"]["q1"]}
-
-    def expand_masks(self, params, net_masks):
-        return super().expand_masks(params, twin_critic_masks(net_masks))
-
     # ---- training -------------------------------------------------------------------------
     def train_step(self, state: TrainState, batch: Transitions, key: jax.Array):
         """One TD3+BC iteration (``TD3_BC.train``): critic every step; on every
@@ -182,8 +164,7 @@ class TD3BC(Algorithm):
             lam = self._lambda(actor_p, q1, batch.obs)
             actor_p, actor_o, loss = self.update("actor", self.actor_loss_fn(q1), actor_p, actor_o,
                                                  ActorBatch(batch.obs, batch.action))
-            new = {"actor": actor_p, "critic": params["critic"]}
-            tgt = jax.tree_util.tree_map(lambda t, p: (1.0 - c.tau) * t + c.tau * p, tgt, new)
+            tgt = self.polyak(tgt, {"actor": actor_p, "critic": params["critic"]})
             return actor_p, actor_o, tgt, loss * c.policy_freq, lam * c.policy_freq
 
         def skip(operand):
@@ -197,10 +178,6 @@ class TD3BC(Algorithm):
         return state.replace(params=params, target_params=targets, opt_state=opt, step=state.step + 1), metrics
 
     # ---- acting ---------------------------------------------------------------------------
-    def act(self, params, obs_mean, obs_std, obs, key):
-        """π(s) of the normalized observation (deterministic)."""
-        return self.actor.apply({"params": params["actor"]}, self.normalize(obs_mean, obs_std, obs))
-
     def acting_program(self) -> Dict[str, Any]:
         return {"ops": [{"op": "mlp", "net": "actor/net", "layer": "l", "in": ["obs"], "out": "h"},
                         {"op": "tanh", "x": "h", "scale": self.max_action, "out": "action"}],

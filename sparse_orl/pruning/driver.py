@@ -77,7 +77,7 @@ def _selected_count(masks, prunable) -> jax.Array:
 
 def prune_at_init(problems: Mapping[str, Problem], method: str, sparsity, key: jax.Array, *,
                   allocation: Optional[str] = None, min_layer_density: float = 0.0,
-                  prune_iterations: int = 1, synflow_iterations: int = 100,
+                  rounds: Optional[int] = None,
                   prunable: Optional[Prunable] = None, paths: Optional[Mapping[str, Any]] = None,
                   rerank: Optional[Mapping[str, Tuple[Selector, Problem]]] = None) -> Dict[str, Any]:
     """One mask per network, each keeping exactly n − round(s·n) of its n prunable weights.
@@ -85,7 +85,7 @@ def prune_at_init(problems: Mapping[str, Problem], method: str, sparsity, key: j
     Args:
       problems: ``{name: (loss_fn, params, batch)}``; ``loss_fn(params, batch)``
         is a deterministic scalar (put any noise it needs into ``batch``).
-      method: a registered name (:data:`PRUNERS`): "none"/"dense", "snip" (Lee et
+      method: a registered name (:data:`PRUNERS`): "dense" (alias "none"), "snip" (Lee et
         al. 2019), "grasp" (Wang et al. 2020), "random", "magnitude", "synflow"
         (Tanaka et al. 2020), "erk_random" (random ranking, ERK budget; Evci et
         al. 2020), or a user's :func:`register_pruner` scorer.
@@ -97,10 +97,10 @@ def prune_at_init(problems: Mapping[str, Problem], method: str, sparsity, key: j
         the method's own (erk_random: "erk"), else "global". An explicit value
         that contradicts the method's raises ``ValueError``.
       min_layer_density: per-layer density floor (``allocation.py``).
-      prune_iterations, synflow_iterations: rounds R of the method (which one is
-        the method's ``rounds_option``; one-shot methods take 1). Round t of R
-        rescores ``params ⊙ m_{t−1}`` and prunes to 1 − (1 − s)^(t/R) among the
-        weights still kept (``iterative_masks``); the last round hits s exactly.
+      rounds: rounds R of an iterative method (default: the method's own, SNIP/GraSP 1,
+        SynFlow 100; a one-shot method takes only 1). Round t of R rescores
+        ``params ⊙ m_{t−1}`` and prunes to 1 − (1 − s)^(t/R) among the weights still
+        kept (``iterative_masks``); the last round hits s exactly.
       prunable: ``prunable(path, leaf) -> bool``; default :func:`default_prunable`
         (leaves named "kernel" with ndim >= 2). Other leaves get all-ones masks.
       paths: ``{name: SynFlow paths}`` (``synflow.py`` format) for methods that
@@ -129,8 +129,11 @@ def prune_at_init(problems: Mapping[str, Problem], method: str, sparsity, key: j
         _check_problem(f"problems[{name!r}]", problem)
     if _is_concrete(sparsity):
         check_sparsity(sparsity)
-    iterations = {"prune_iterations": _check_rounds("prune_iterations", prune_iterations),
-                  "synflow_iterations": _check_rounds("synflow_iterations", synflow_iterations)}
+    if rounds is None:
+        rounds = spec.rounds or 1
+    rounds = _check_rounds("rounds", rounds)
+    if spec.rounds is None and rounds != 1 and spec.scorer is not None:
+        raise ValueError(f"method {canonical!r} is one-shot: it takes rounds=1, got {rounds}")
     allocation = _resolve_allocation(canonical, spec, allocation)
     if not 0.0 <= float(min_layer_density) <= 1.0:
         raise ValueError(f"min_layer_density must be in [0, 1], got {min_layer_density!r}")
@@ -144,7 +147,6 @@ def prune_at_init(problems: Mapping[str, Problem], method: str, sparsity, key: j
     if spec.scorer is None:  # dense: the same all-ones masks as every other path returns
         return {name: ones_like_masks(problems[name][1]) for name in names}
 
-    rounds = 1 if spec.rounds_option is None else iterations[spec.rounds_option]
     keys = {name: jax.random.fold_in(key, i) for i, name in enumerate(names)}
     extra = {}
     if spec.uses_paths:

@@ -6,7 +6,8 @@ A *scorer* maps one network's problem to importance scores (higher = keep)::
 
 ``loss_fn(params, batch) -> scalar`` is deterministic (noise rides in
 ``batch``); ``key`` is for scorers that draw randomness themselves (random
-pruning). A scorer registered with ``uses_paths=True`` is also called with the
+pruning). A method that reads the batch declares its default batch size, and an
+iterative one its default number of rounds. A scorer registered with ``uses_paths=True`` is also called with the
 keyword arguments ``paths=`` (SynFlow paths of the network) and ``prunable=``.
 
 :func:`prune_at_init` (``driver.py``) looks methods up here, so a scorer
@@ -24,10 +25,9 @@ from sparse_orl.pruning.synflow import synflow_scores
 
 Scorer = Callable[..., Any]
 
-# Options a name may imply (see PrunerSpec.defaults), and options that give a number of rounds.
+# Options a name may imply (see PrunerSpec.defaults).
 DEFAULTABLE_OPTIONS = ("allocation",)
-ROUNDS_OPTIONS = ("prune_iterations", "synflow_iterations")
-ALIASES = {"dense": "none"}
+ALIASES = {"none": "dense"}  # the name of the paper's code for no pruning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,28 +36,36 @@ class PrunerSpec:
 
     scorer: ``scorer(loss_fn, params, batch, key)``, or None for no pruning (dense).
     defaults: options this name implies, e.g. ``{"allocation": "erk"}`` for erk_random.
-    rounds_option: the :func:`prune_at_init` option giving its number of
-      rounds ("prune_iterations" or "synflow_iterations"); None: one-shot.
+    batch: the default size of the scoring batch, if the scorer reads the loss on a batch
+      (SNIP 100, GraSP 200); None for data-free scorers (random, magnitude, SynFlow).
+    rounds: the default number of rounds of an iterative method (SNIP/GraSP 1, SynFlow 100);
+      None for a one-shot-only method.
     uses_paths: the scorer also takes ``paths=`` and ``prunable=`` (SynFlow).
     """
 
     scorer: Optional[Scorer]
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
-    rounds_option: Optional[str] = "prune_iterations"
+    batch: Optional[int] = None
+    rounds: Optional[int] = None
     uses_paths: bool = False
+
+    @property
+    def uses_loss(self) -> bool:
+        """Whether the scores depend on the loss and its batch (SNIP, GraSP)."""
+        return self.batch is not None
 
 
 PRUNERS: Dict[str, PrunerSpec] = {}
 
 
 def register_pruner(name: str, scorer: Optional[Scorer], *, defaults: Optional[Mapping[str, Any]] = None,
-                    rounds_option: Optional[str] = "prune_iterations", uses_paths: bool = False,
+                    batch: Optional[int] = None, rounds: Optional[int] = None, uses_paths: bool = False,
                     overwrite: bool = False) -> PrunerSpec:
-    """Register ``scorer`` under ``name`` in :data:`PRUNERS` and return its spec.
+    """Register ``scorer`` under ``name`` in :data:`PRUNERS` and return its spec (see :class:`PrunerSpec`).
 
     Raises ``ValueError`` for a name that is not a simple identifier, a name
     already registered (unless ``overwrite``) or an alias, and for unknown
-    ``defaults`` or ``rounds_option`` values.
+    ``defaults`` or non-positive ``batch`` / ``rounds``.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"a pruning method name must be a simple identifier, got {name!r}")
@@ -73,9 +81,10 @@ def register_pruner(name: str, scorer: Optional[Scorer], *, defaults: Optional[M
         raise ValueError(f"defaults of {name!r} may only set {DEFAULTABLE_OPTIONS}, got {bad}")
     if "allocation" in defaults and defaults["allocation"] not in ALLOCATIONS:
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {defaults['allocation']!r}")
-    if rounds_option is not None and rounds_option not in ROUNDS_OPTIONS:
-        raise ValueError(f"rounds_option must be None or one of {ROUNDS_OPTIONS}, got {rounds_option!r}")
-    spec = PrunerSpec(scorer, types.MappingProxyType(defaults), rounds_option, bool(uses_paths))
+    for what, v in (("batch", batch), ("rounds", rounds)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{what} of {name!r} must be None or an integer >= 1, got {v!r}")
+    spec = PrunerSpec(scorer, types.MappingProxyType(defaults), batch, rounds, bool(uses_paths))
     PRUNERS[name] = spec
     return spec
 
@@ -86,7 +95,7 @@ def registered_names() -> Tuple[str, ...]:
 
 
 def resolve_pruner(name: str) -> Tuple[str, PrunerSpec]:
-    """(canonical name, spec) of a method name; "dense" is an alias of "none"."""
+    """(canonical name, spec) of a method name; "none" is an alias of "dense"."""
     canonical = ALIASES.get(name, name) if isinstance(name, str) else name
     if canonical not in PRUNERS:
         raise ValueError(f"unknown pruning method {name!r}; registered methods: {', '.join(registered_names())}")
@@ -114,10 +123,10 @@ def _synflow(loss_fn, params, batch, key, *, paths, prunable=None):
     return synflow_scores(params, paths, prunable=prunable)
 
 
-register_pruner("none", None, rounds_option=None)
-register_pruner("snip", _snip)
-register_pruner("grasp", _grasp)
-register_pruner("random", _random, rounds_option=None)
-register_pruner("magnitude", _magnitude, rounds_option=None)
-register_pruner("synflow", _synflow, rounds_option="synflow_iterations", uses_paths=True)
-register_pruner("erk_random", _random, defaults={"allocation": "erk"}, rounds_option=None)
+register_pruner("dense", None)
+register_pruner("snip", _snip, batch=100, rounds=1)
+register_pruner("grasp", _grasp, batch=200, rounds=1)
+register_pruner("random", _random)
+register_pruner("magnitude", _magnitude)
+register_pruner("synflow", _synflow, rounds=100, uses_paths=True)
+register_pruner("erk_random", _random, defaults={"allocation": "erk"})

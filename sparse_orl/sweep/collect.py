@@ -1,14 +1,15 @@
 """A finished sweep's results table: every planned program's summary -> ``results.csv`` / ``results.jsonl``.
 
-The rows and the file formats are :mod:`sparse_orl.results`; this module adds
+The rows and the file formats are :mod:`sparse_orl.report.results`; this module adds
 which programs belong to the sweep (its plan), and refuses an unfinished one.
 """
 from __future__ import annotations
 
 from typing import Dict
 
-from sparse_orl.results import Log, log_diverged, read_summaries, rows_from_summary, tidy_table, write_results
-from sparse_orl.sweep.plan import load_sweep, plan
+from sparse_orl.report.results import Log, log_diverged, read_summaries, rows_from_summary, tidy_table, write_results
+from sparse_orl.sweep.config import load_sweep
+from sparse_orl.sweep.plan import plan
 
 
 def collect_results(sweep_workdir: str, log: Log = print, write: bool = True,

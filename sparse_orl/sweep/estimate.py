@@ -5,7 +5,7 @@ import math
 import time
 from typing import Dict, Optional, Sequence, Tuple
 
-from sparse_orl.results import Log
+from sparse_orl.report.results import Log
 from sparse_orl.sweep.plan import Program
 
 
@@ -28,7 +28,7 @@ def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds
     from sparse_orl.algos import make_algorithm
     from sparse_orl.config import PruneConfig
     from sparse_orl.data import dataset_on_disk, load_dataset, to_device
-    from sparse_orl.training import init_runs, make_train_chunk
+    from sparse_orl.train.runs import init_runs, make_train_chunk
 
     cache: Dict[Tuple, Dict] = {}
     out: Dict[str, Dict] = {}
@@ -55,7 +55,7 @@ def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds
                 data_bytes = data_bytes * MISSING_ROWS // len(np.asarray(transitions.reward))
             # one dense run: the same work per step as a pruned run (masks are data), without
             # compiling the pruning at init
-            state = init_runs(agent, PruneConfig("none"), data, [0], [0.0])
+            state = init_runs(agent, PruneConfig("dense"), data, [0], [0.0])
             state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(state))
             n = 50
             chunk = make_train_chunk(agent, cfg.batch_size, n)
@@ -77,7 +77,7 @@ def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds
             env_step = None
             if cfg.eval_episodes and info.env_id:
                 try:
-                    from sparse_orl import evaluation
+                    from sparse_orl.job import evaluation
 
                     env = evaluation.make_env(info.env_id)
                     env.reset(seed=0)
@@ -117,7 +117,7 @@ def _stand_in(dataset: str, env: Optional[str]):
     """Random transitions shaped like ``dataset``'s environment, for timing a dataset not on disk."""
     import numpy as np
 
-    from sparse_orl import evaluation
+    from sparse_orl.job import evaluation
     from sparse_orl.data import guess_env_id
     from sparse_orl.data.transitions import DatasetInfo, Transitions
 

@@ -1,7 +1,7 @@
 """A sweep's grid and its plan: which compiled programs train which runs, and ``sweep.json``.
 
 Runs that share shapes (same agent config and dataset) go into one
-:class:`~sparse_orl.experiment.ExperimentConfig` -- one compiled program with
+:class:`~sparse_orl.job.run.ExperimentConfig` -- one compiled program with
 every (pruner, seed, sparsity) run vmapped; dense ("none") runs once per seed.
 ``max_runs_per_program`` splits a program over seeds first, then over
 pruners, then over sparsity levels (:func:`split_runs`). Each program trains in
@@ -19,85 +19,12 @@ import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from sparse_orl import pruning
-from sparse_orl.algos import ALGORITHMS, AlgoConfig, config_from_dict
-from sparse_orl.config import PruneConfig, canonical_prune_dict
-from sparse_orl.experiment import ExperimentConfig, comparable_config
-from sparse_orl.workdir import JOB_DEFAULTS
-from sparse_orl.io_utils import atomic_write_json, read_json
-from sparse_orl.locks import workdir_lock
-from sparse_orl.results import SWEEP_FILE
+from sparse_orl.algos import AlgoConfig
+from sparse_orl.config import ExperimentConfig, PruneConfig, comparable_config
+from sparse_orl.store.atomic import read_json
 from sparse_orl.sweep.status import program_status
 from sparse_orl.text import fmt_bytes, fmt_time, slug
 
-SWEEP_VERSION = 1
-
-
-# ---- the grid ------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class SweepConfig:
-    """The grid of a sweep. Built from flags in ``launch/sweep.py`` only."""
-
-    workdir: str
-    datasets: Tuple[str, ...]
-    agents: Tuple[AlgoConfig, ...]  # one config per algorithm
-    prunes: Tuple[PruneConfig, ...]
-    sparsities: Tuple[float, ...]
-    seeds: Tuple[int, ...] = (0, 1, 2, 3, 4)
-    steps: int = 1_000_000
-    batch_size: int = 100
-    eval_every: int = 5000
-    eval_episodes: int = 10
-    checkpoint_every: int = 10000
-    eval_max_episode_steps: Optional[int] = None
-    max_runs_per_program: Optional[int] = None  # None: no cap
-    max_transitions: Optional[int] = None
-    width_multiplier: float = 1.0
-
-    @property
-    def runs_per_program(self) -> int:
-        """Runs of the sweep's largest compiled program (see ``ExperimentConfig.runs_per_program``)."""
-        parts = split_runs(self.prunes, self.seeds, self.sparsities, self.max_runs_per_program)
-        return max(ExperimentConfig(dataset="", workdir="", agent=self.agents[0], prunes=p, seeds=tuple(sd),
-                                    sparsities=tuple(lv)).runs_per_program for p, sd, lv in parts)
-
-    def validate(self) -> None:
-        if not self.datasets:
-            raise ValueError("--datasets is empty: give at least one dataset id")
-        if len(set(self.datasets)) != len(self.datasets):
-            raise ValueError(f"--datasets has repeats: {list(self.datasets)}")
-        if not self.agents:
-            raise ValueError(f"--algos is empty: give at least one of {', '.join(ALGORITHMS)}")
-        algos = [a.algo for a in self.agents]
-        if len(set(algos)) != len(algos):
-            raise ValueError(f"--algos has repeats: {algos}")
-        if not self.prunes:
-            raise ValueError("--pruners is empty: give at least one pruning method")
-        labels = [p.label for p in self.prunes]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"--pruners has repeats: {labels}")
-        if any(p.pruner != "none" for p in self.prunes):
-            if not self.sparsities:
-                raise ValueError("--sparsities is empty: give at least one level in [0, 1)")
-            for s in self.sparsities:
-                pruning.check_sparsity(s, "--sparsities")
-            if len(set(self.sparsities)) != len(self.sparsities):
-                raise ValueError(f"--sparsities has repeated levels: {list(self.sparsities)}")
-        if self.max_runs_per_program is not None and int(self.max_runs_per_program) < 1:
-            raise ValueError(f"--max_runs_per_program must be >= 1, got {self.max_runs_per_program}")
-        if self.eval_max_episode_steps is not None and int(self.eval_max_episode_steps) < 1:
-            raise ValueError(f"--eval_max_episode_steps must be >= 1, got {self.eval_max_episode_steps}")
-        for p in plan(self):
-            p.config.validate()
-
-    def grid(self) -> Dict:
-        """What ``sweep.json`` records: everything but the workdir."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "workdir"}
-        d["agents"] = [a.to_dict() for a in self.agents]
-        d["prunes"] = [dataclasses.asdict(p) for p in self.prunes]
-        d = json.loads(json.dumps(d))
-        d["prunes"] = [canonical_prune_dict(p) for p in d["prunes"]]
-        return {k: v for k, v in d.items() if not (k in JOB_DEFAULTS and v == JOB_DEFAULTS[k])}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +130,7 @@ def _existing_program(sweep_workdir: str, prefix: str, cfg: ExperimentConfig) ->
     return None
 
 
-def plan(sweep: SweepConfig) -> List[Program]:
+def plan(sweep) -> List[Program]:
     """The programs of ``sweep``, in a stable order (algos, then datasets, then parts)."""
     programs: List[Program] = []
     for agent in sweep.agents:
@@ -238,63 +165,8 @@ def shard(programs: Sequence[Program], num_shards: int, shard_index: int) -> Lis
 
 
 # ---- sweep.json ------------------------------------------------------------------------
-def check_sweep_workdir(sweep: SweepConfig, write: bool = True) -> bool:
-    """Refuse a workdir that holds a different grid; record the grid if new.
-
-    Returns True if ``sweep.json`` existed. With ``write=False`` nothing is written.
-    """
-    path = os.path.join(sweep.workdir, SWEEP_FILE)
-    new = {"version": SWEEP_VERSION, "grid": sweep.grid()}
-    if write:
-        os.makedirs(sweep.workdir, exist_ok=True)
-    lock = workdir_lock(sweep.workdir, "sweep") if write else None
-    if lock is not None:
-        lock.acquire(block=True)
-    try:
-        if os.path.exists(path):
-            old = read_json(path, "sweep grid file")
-            if isinstance(old, dict) and isinstance(old.get("grid"), dict) and isinstance(old["grid"].get("prunes"), list):
-                old["grid"]["prunes"] = [canonical_prune_dict(p) if isinstance(p, dict) else p
-                                         for p in old["grid"]["prunes"]]
-            if old != new:
-                og, ng = old.get("grid", {}) if isinstance(old, dict) else {}, new["grid"]
-                diff = sorted(k for k in set(og) | set(ng) if og.get(k) != ng.get(k)) or ["version"]
-                details = "; ".join(f"{k}: {_short(og.get(k))} -> {_short(ng.get(k))}" for k in diff)
-                raise ValueError(f"--workdir={sweep.workdir} holds a different sweep ({details}). Use a new "
-                                 "--workdir, or re-run the original command to resume.")
-            return True
-        if write:
-            atomic_write_json(path, new)
-        return False
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _short(value) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def load_sweep(workdir: str) -> SweepConfig:
-    """The :class:`SweepConfig` recorded in ``<workdir>/sweep.json``."""
-    path = os.path.join(workdir, SWEEP_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{workdir} is not a sweep workdir (no {SWEEP_FILE})")
-    d = read_json(path, "sweep grid file")
-    try:
-        g = dict(d["grid"])
-        agents = tuple(config_from_dict(a) for a in g.pop("agents"))
-        prunes = tuple(PruneConfig(**p) for p in g.pop("prunes"))
-        for k in ("datasets", "sparsities", "seeds"):
-            g[k] = tuple(g[k])
-        return SweepConfig(workdir=workdir, agents=agents, prunes=prunes, **g)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"sweep grid file {path} cannot be read ({type(e).__name__}: {e})") from None
-
-
 # ---- the dry-run text ---------------------------------------------------------------------
-def format_plan(sweep: SweepConfig, programs: Sequence[Program], num_shards: int = 1, shard_index: int = 0,
+def format_plan(sweep, programs: Sequence[Program], num_shards: int = 1, shard_index: int = 0,
                 estimates: Optional[Dict[str, Dict]] = None) -> str:
     """The dry-run text: every program, its runs, shard, status and (if given) estimates
     (:func:`sparse_orl.sweep.estimate.estimate_programs`)."""

@@ -2,11 +2,11 @@
 
 Programs are dealt round-robin to ``num_shards`` jobs in plan order; all jobs
 share the sweep workdir. A job holds an exclusive lock on
-``<sweep>/locks/<name>.lock`` (:func:`sparse_orl.locks.program_lock`) while it
+``<sweep>/locks/<name>.lock`` (:func:`sparse_orl.store.locks.program_lock`) while it
 runs a program (the kernel drops it when the job dies, SIGKILL included), and
 skips programs another job holds. Finished programs (``summary.json`` complete)
 are skipped; unfinished ones resume from their checkpoints
-(:func:`~sparse_orl.experiment.run_experiment`). A corrupt ``summary.json`` is
+(:func:`~sparse_orl.job.run_experiment`). A corrupt ``summary.json`` is
 moved aside and rebuilt from the checkpoints. Once every program is complete,
 the job that notices writes the results table (:func:`~sparse_orl.sweep.collect.collect_results`).
 
@@ -22,12 +22,15 @@ from typing import Dict
 import jax
 import numpy as np
 
-from sparse_orl.experiment import LogConfig, run_experiment
-from sparse_orl.locks import FileLock, program_lock
-from sparse_orl.results import Log
+from sparse_orl.config import LogConfig
+from sparse_orl.job import run_experiment
+from sparse_orl.report.make import results_table
+from sparse_orl.report.results import Log
+from sparse_orl.store.locks import FileLock, program_lock
 from sparse_orl.sweep.collect import collect_results
+from sparse_orl.sweep.config import SweepConfig, check_sweep_workdir
 from sparse_orl.sweep.estimate import estimate_programs
-from sparse_orl.sweep.plan import Program, SweepConfig, check_sweep_workdir, describe_runs, format_plan, plan, shard
+from sparse_orl.sweep.plan import Program, describe_runs, format_plan, plan, shard
 from sparse_orl.sweep.status import checkpoint_steps, program_status
 
 _SKIP_DONE, _SKIP_LOCKED, _RUN = 0, 1, 2
@@ -110,7 +113,7 @@ def run_sweep(sweep: SweepConfig, num_shards: int = 1, shard_index: int = 0, log
     main = jax.process_index() == 0
     if not main:
         log = _silent
-    check_sweep_workdir(sweep, write=main)
+    check_sweep_workdir(sweep, write=main, programs=[p.name for p in programs])
     _check_datasets(mine, sweep.workdir, log)
     total_runs = sum(p.num_runs for p in programs)
     log(f"sweep {sweep.workdir}: {len(programs)} program(s), {total_runs} runs; shard {shard_index}/{num_shards} "
@@ -146,4 +149,5 @@ def run_sweep(sweep: SweepConfig, num_shards: int = 1, shard_index: int = 0, log
     else:
         res = collect_results(sweep.workdir, log=log)
         out["results"] = res["csv"]
+        log("\n" + results_table(sweep.workdir))
     return out

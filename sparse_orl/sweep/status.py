@@ -1,10 +1,10 @@
-"""Where a sweep program stands on disk: done, partial, pending or corrupt (standard library only)."""
+"""Where a sweep program stands on disk: done, partial, pending or corrupt (standard library and the summary schema)."""
 from __future__ import annotations
 
 import os
 from typing import List
 
-from sparse_orl.io_utils import read_json
+from sparse_orl.store.summary import read_summary
 
 
 def checkpoint_steps(workdir: str) -> List[int]:
@@ -20,13 +20,10 @@ def program_status(program) -> str:
 
     ``program``: a :class:`sparse_orl.sweep.Program` (anything with a ``workdir``).
     """
-    path = os.path.join(program.workdir, "summary.json")
-    if os.path.exists(path):
-        try:
-            summary = read_json(path, "summary")
-        except ValueError:
-            return "corrupt"
-        if summary.get("complete"):
-            return "done"
-        return "partial"
+    try:
+        summary = read_summary(program.workdir)
+    except ValueError:
+        return "corrupt"
+    if summary is not None:
+        return "done" if summary.complete else "partial"
     return "partial" if checkpoint_steps(program.workdir) else "pending"

@@ -1,0 +1,5 @@
+// The avx2 variant of the kernels (see sparse_linear_impl.inc); build flags set its instruction set.
+#define SL_NS sl_avx2
+#define SL_LANES 8
+#define SL_MAX_VECS 12
+#include "sparse_linear_impl.inc"

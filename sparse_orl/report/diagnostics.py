@@ -1,0 +1,241 @@
+"""Diagnostics of a pruned network: what a mask keeps, what it disconnects, what the decoder relies on.
+
+Functions over params / masks pytrees of ONE network (plus the agent and data
+where a loss is needed). Topology comes from ``Algorithm.network_paths``: kernel
+paths input -> output; a *hidden layer* is the output of a kernel that feeds
+another kernel of the same path (e.g. e1, e2, d1, d2 of the VAE).
+
+- :func:`layer_densities`: kept / total per kernel.
+- :func:`unit_report`: per hidden layer, units with no kept incoming weight,
+  with no kept outgoing weight, ``dead`` = either (a local test), and the
+  ``effective_width``: units on at least one kept input -> output path
+  (reachability propagated through the whole path). Also the input features
+  that still reach the path (``inputs_used``).
+- the algorithm's own diagnostics (``Algorithm.diagnostics``; BCQ / BC: the VAE
+  decoder's input mass and z reliance, :mod:`sparse_orl.algos.vae_diagnostics`).
+- :func:`grad_norms` / :func:`agent_grad_norms`: per-layer norms of the masked
+  gradient of each network's own loss, at init or at any params during training.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sparse_orl.pruning.masks import is_prunable
+from sparse_orl.pruning.report import layer_name
+from sparse_orl.pruning.synflow import get_kernel
+
+
+def layer_densities(masks) -> Dict[str, Dict[str, float]]:
+    """{layer: {"kept", "total", "density"}} over the prunable leaves (kernels) of one network."""
+    out = {}
+    for path, m in jax.tree_util.tree_flatten_with_path(masks)[0]:
+        if not is_prunable(m):
+            continue
+        m = np.asarray(m)
+        kept = int(np.count_nonzero(m))
+        out[layer_name(path)] = {"kept": kept, "total": int(m.size), "density": kept / m.size}
+    return out
+
+
+def unit_report(masks, paths) -> Dict[str, Any]:
+    """Dead units and effective width of every hidden layer of one network.
+
+    Returns ``{"layers": {name: {"units", "no_in", "no_out", "dead",
+    "alive", "effective_width"}}, "inputs": {path_first_layer: {"features",
+    "used"}}}``. ``dead`` counts units with no kept incoming OR no kept
+    outgoing weight; ``alive`` = units − dead; ``effective_width`` counts the
+    units on a kept path from some input feature to some output (computed by
+    propagating reachability forward and backward through the path).
+    """
+    layers, inputs = {}, {}
+    for path in paths:
+        ms = [[np.asarray(get_kernel(masks, key)) != 0 for key in stage] for stage in path]
+        names = [[layer_name(key) for key in stage] for stage in path]
+        # forward reachability from the inputs (all input features present)
+        fwd = [np.ones(ms[0][0].shape[0], bool)]
+        for stage in ms[:-1]:
+            fwd.append((fwd[-1][:, None] & stage[0]).any(0))
+        # backward reachability from any output of the last stage
+        bwd = [None] * len(ms)
+        bwd[-1] = np.zeros(ms[-1][0].shape[0], bool)
+        for m in ms[-1]:
+            bwd[-1] |= m.any(1)
+        for i in range(len(ms) - 2, -1, -1):
+            bwd[i] = (ms[i][0] & bwd[i + 1][None, :]).any(1)
+        inputs[names[0][0]] = {"features": int(ms[0][0].shape[0]), "used": int(bwd[0].sum())}
+        for i in range(len(ms) - 1):
+            w_in = ms[i][0]
+            has_in = w_in.any(0)
+            has_out = np.zeros(w_in.shape[1], bool)
+            for m in ms[i + 1]:
+                has_out |= m.any(1)
+            dead = ~(has_in & has_out)
+            effective = fwd[i + 1] & bwd[i + 1]
+            layers[names[i][0]] = {
+                "units": int(w_in.shape[1]), "no_in": int((~has_in).sum()), "no_out": int((~has_out).sum()),
+                "dead": int(dead.sum()), "alive": int((~dead).sum()), "effective_width": int(effective.sum()),
+            }
+    return {"layers": layers, "inputs": inputs}
+
+
+def grad_norms(loss_fn, params, batch, masks=None) -> Dict[str, float]:
+    """{layer: ‖∂L/∂W ⊙ m‖₂} over the kernels, at ``params`` (masked by ``masks`` if given)."""
+    if masks is not None:
+        params = jax.tree_util.tree_map(lambda p, m: p * m, params, masks)
+    g = jax.grad(loss_fn)(params, batch)
+    if masks is not None:
+        g = jax.tree_util.tree_map(lambda x, m: x * m, g, masks)
+    return {layer_name(p): float(jnp.linalg.norm(jnp.ravel(x)))
+            for p, x in jax.tree_util.tree_flatten_with_path(g)[0] if is_prunable(x)}
+
+
+def agent_grad_norms(agent, params, masks, data, key, obs_mean=None, obs_std=None,
+                     batch_size: int = 100) -> Dict[str, Dict[str, float]]:
+    """Per-layer masked gradient norms of each network's own loss (``Agent.scoring_problems``).
+
+    Usable at init or on params from any point of training. The critic's TD
+    target is computed from ``params`` themselves (used as the target networks).
+    """
+    from sparse_orl.data.transitions import sample_batch
+
+    k_b, k_n = jax.random.split(key)
+    if obs_mean is None:
+        obs_mean, obs_std = jnp.zeros((agent.obs_dim,)), jnp.ones((agent.obs_dim,))
+    batch = agent.normalize_batch((obs_mean, obs_std), sample_batch(data, k_b, batch_size))
+
+    @jax.jit
+    def norms(params, masks, batch):
+        masked = jax.tree_util.tree_map(lambda p, m: p * m, params, masks)
+        scored_masks = agent.scored_view(masks)
+        out = {}
+        for name, (loss_fn, p, b) in agent.scoring_problems(masked, batch, k_n).items():
+            g = jax.tree_util.tree_map(lambda x, mm: x * mm, jax.grad(loss_fn)(p, b), scored_masks[name])
+            out[name] = {layer_name(kp): jnp.linalg.norm(jnp.ravel(x))
+                         for kp, x in jax.tree_util.tree_flatten_with_path(g)[0] if is_prunable(x)}
+        return out
+
+    return jax.tree_util.tree_map(float, norms(params, masks, batch))
+
+
+def diagnose(agent, params, masks, data=None, key=None, obs_mean=None, obs_std=None,
+             num_samples: int = 10000, grads: bool = True) -> Dict[str, Any]:
+    """All diagnostics of one run: per scored network densities and units, masked gradient
+    norms, and the algorithm's own (``Algorithm.diagnostics``, e.g. BCQ's VAE z reliance)."""
+    key = jax.random.PRNGKey(0) if key is None else key
+    out: Dict[str, Any] = {"networks": {}}
+    sp, sm = agent.scored_view(params), agent.scored_view(masks)
+    for name in agent.networks:
+        out["networks"][name] = {"density": layer_densities(sm[name]),
+                                 "units": unit_report(sm[name], agent.network_paths(name, sp[name]))}
+    k1, k2 = jax.random.split(key)
+    out.update(agent.diagnostics(params, masks, data, k1, obs_mean, obs_std, num_samples))
+    if data is not None and grads:
+        out["grad_norms"] = agent_grad_norms(agent, params, masks, data, k2, obs_mean, obs_std)
+    return out
+
+
+def format_diagnostics(label: str, d: Dict[str, Any]) -> str:
+    """A plain-text table of :func:`diagnose`'s output."""
+    lines = [f"== {label}"]
+    for name, net in d["networks"].items():
+        units = net["units"]["layers"]
+        gn = d.get("grad_norms", {}).get(name, {})
+        lines.append(f"  {name}: {'layer':<8s} {'kept':>9s} {'total':>9s} {'density':>8s} "
+                     f"{'dead':>6s} {'eff.width':>9s} {'|grad|':>9s}")
+        for layer, v in net["density"].items():
+            u = units.get(layer)
+            dead = f"{u['dead']:>3d}/{u['units']:<3d}" if u else "     -"
+            eff = f"{u['effective_width']:>9d}" if u else f"{'-':>9s}"
+            g = f"{gn[layer]:9.2e}" if layer in gn else f"{'-':>9s}"
+            flag = "  <-- COLLAPSED" if v["kept"] == 0 else ""
+            lines.append(f"  {'':{len(name)}s}  {layer:<8s} {v['kept']:>9d} {v['total']:>9d} "
+                         f"{v['density']:8.2%} {dead:>6s} {eff} {g}{flag}")
+        for first, v in net["units"]["inputs"].items():
+            lines.append(f"  {'':{len(name)}s}  inputs of {first}: {v['used']}/{v['features']} features reach an output")
+    lines += [f"  {line}" for line in d.get("notes", [])]
+    return "\n".join(lines)
+
+
+def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, title: str = "") -> str:
+    """Save a PNG comparing runs: one row per scored network (density per layer, effective
+    width per hidden layer, masked gradient norm per layer), then the algorithm's own
+    bar panels (``"bars"`` of ``Algorithm.diagnostics``: {title: {series: value}} per run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [r[0] for r in results]
+    nets = list(results[0][1]["networks"])
+    has_g = all("grad_norms" in r[1] for r in results)
+    bar_titles = list(results[0][1].get("bars", {}))
+    ncols = 3
+    nrows = len(nets) + (1 if bar_titles else 0)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 4.2 * nrows), squeeze=False)
+    wbar = 0.8 / len(results)
+    from sparse_orl.report.plots import PALETTE
+
+    colors = PALETTE
+    for row, net in enumerate(nets):
+        layers = list(results[0][1]["networks"][net]["density"])
+        x = np.arange(len(layers))
+        ax = axes[row][0]
+        for i, (lab, d) in enumerate(results):
+            dens = [d["networks"][net]["density"][l]["density"] for l in layers]
+            ax.bar(x + i * wbar, np.maximum(dens, 1e-4), wbar, label=lab, color=colors[i % len(colors)])
+        ax.set_yscale("log")
+        ax.set_xticks(x + 0.4 - wbar / 2, layers)
+        ax.set_ylabel("kept / total (log)")
+        ax.set_title(f"{net}: density per layer")
+        ax.legend(fontsize=8)
+        ax = axes[row][1]
+        hid = list(results[0][1]["networks"][net]["units"]["layers"])
+        xh = np.arange(len(hid))
+        for i, (lab, d) in enumerate(results):
+            u = d["networks"][net]["units"]["layers"]
+            ax.bar(xh + i * wbar, [u[l]["effective_width"] / u[l]["units"] for l in hid], wbar, label=lab,
+                   color=colors[i % len(colors)])
+        ax.set_xticks(xh + 0.4 - wbar / 2, hid)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("units on an input-output path / units")
+        ax.set_title(f"{net}: effective width per hidden layer")
+        ax = axes[row][2]
+        if has_g:
+            for i, (lab, d) in enumerate(results):
+                g = d["grad_norms"].get(net, {})
+                ax.bar(x + i * wbar, [max(g.get(l, 0.0), 1e-12) for l in layers], wbar, label=lab,
+                       color=colors[i % len(colors)])
+            ax.set_yscale("log")
+            ax.set_xticks(x + 0.4 - wbar / 2, layers)
+            ax.set_ylabel("‖∂L/∂W ⊙ m‖₂ (log)")
+            ax.set_title(f"{net}: masked gradient norm of its own loss")
+        else:
+            ax.axis("off")
+    if bar_titles:
+        xs = np.arange(len(results))
+        for col in range(ncols):
+            ax = axes[-1][col]
+            if col >= len(bar_titles):
+                ax.axis("off")
+                continue
+            t = bar_titles[col]
+            spec = results[0][1]["bars"][t]
+            series = list(spec["series"])
+            w = 0.8 / len(series)
+            for j, name in enumerate(series):
+                ax.bar(xs + (j - (len(series) - 1) / 2) * w, [d["bars"][t]["series"][name] for _, d in results],
+                       w, label=name, color=colors[j % 10])
+            ax.set_xticks(xs, labels, rotation=20, fontsize=8)
+            ax.set_ylabel(spec.get("ylabel", ""))
+            ax.set_title(t)
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.97 if title else 1))  # room for the title above the panels
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
