@@ -26,7 +26,8 @@ import _common as C  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--algos", default="bcq,bc,bc_vae", help="subset of bcq,bc,bc_vae,td3bc,iql (td3bc and iql: 256-256, batch 256)")
+    p.add_argument("--algos", default="bcq,bc,bc_vae", help="subset of bcq,bc,bc_vae,td3bc,iql "
+                   "(td3bc and iql: 256-256, batch 256)")
     p.add_argument("--envs", default="hopper,halfcheetah", help="subset of hopper,halfcheetah")
     p.add_argument("--runs", default="1,5,15,40", help="numbers of runs in one program")
     p.add_argument("--variants", default="dense,masked", help="subset of dense,masked")

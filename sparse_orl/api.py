@@ -28,6 +28,14 @@ import tempfile
 from typing import Callable, Dict, List, Optional
 
 from sparse_orl.store.summary import Summary, read_summary
+import time
+from sparse_orl.config import build_job
+from sparse_orl.job import run_experiment
+from sparse_orl.report import finish_job
+from sparse_orl.sweep import build_sweep, run_sweep
+from sparse_orl.config.prune import PruneConfig
+from sparse_orl.export import export_run
+from sparse_orl.report.results import load_results
 
 Log = Optional[Callable[[str], None]]
 
@@ -59,7 +67,6 @@ class Result:
         (the mean of the run's last evaluations), status; ``final_only``: one row per run (its last
         evaluation), else one per evaluation. ``pruner`` / ``sparsity`` / ``seed`` filter the rows
         (``pruner`` as given to ``train`` or as printed: "erk_random", "none" / "dense")."""
-        from sparse_orl.config.prune import PruneConfig
 
         want = None
         if pruner is not None:
@@ -84,7 +91,6 @@ class Result:
                sparsity: Optional[float] = None, seed: Optional[int] = None, **kw) -> int:
         """Write one run as a compact deploy file at ``path`` (:func:`sparse_orl.export.export_run`); its bytes.
         The run: its index, or its ``pruner`` / ``sparsity`` / ``seed``."""
-        from sparse_orl.export import export_run
 
         if not self.complete:
             raise ValueError(f"{self.workdir}: the job is not complete; train it to the end before exporting")
@@ -100,11 +106,7 @@ def train(workdir=None, log: Log = print, agent=None, prunes=None, **options) ->
     progress lines go (None: nowhere). A SIGINT/SIGTERM stops the job after a checkpoint
     and raises :class:`sparse_orl.job.Interrupted` (its ``step`` says where).
     """
-    import time
 
-    from sparse_orl.config import build_job
-    from sparse_orl.job import run_experiment
-    from sparse_orl.report import finish_job
 
     log = log or (lambda _m: None)
     placeholder = workdir is None
@@ -132,7 +134,6 @@ class SweepResult:
 
     def rows(self) -> List[Dict]:
         """Rows of ``results.jsonl`` (one per run and evaluation; :func:`sparse_orl.report.results.load_results`)."""
-        from sparse_orl.report.results import load_results
 
         return load_results(self.workdir)
 
@@ -142,7 +143,6 @@ def train_sweep(workdir, log: Log = print, **options) -> SweepResult:
     of it (``num_shards``, ``shard_index``), and return a :class:`SweepResult`. Re-running with the same
     ``workdir`` resumes; ``dry_run=True`` prints the plan (programs, runs, estimated time and memory).
     The keywords are ``launch.sweep``'s flag names."""
-    from sparse_orl.sweep import build_sweep, run_sweep
 
     log = log or (lambda _m: None)
     sweep, shard = build_sweep(dict(options, workdir=os.fspath(workdir)))

@@ -443,7 +443,7 @@ class Policy:
         if "acting" not in meta:
             raise ValueError(f"compact file {path} holds no acting program (written before sparse_orl 0.2): "
                              "export the run again with sparse_orl.export.export_run")
-        if backend == "jax":
+        if backend == "jax":  # the one non-numpy import of this file, only when jax is asked for
             import jax
             import jax.numpy as jnp
 

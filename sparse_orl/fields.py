@@ -136,12 +136,21 @@ def _scalar(spec: Spec, kind: str, v):
     if kind == "float":
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise _bad(spec, "a number", v)
-        return float(v)
+        return float(_item(v)) if hasattr(v, "dtype") else float(v)
     if isinstance(v, os.PathLike):
         return os.fspath(v)
     if not isinstance(v, str):
         raise _bad(spec, "a string", v)
     return v
+
+
+def _item(x):
+    """A numpy / jax scalar as a Python value; a float32 (or narrower) one as the number it prints as:
+    ``np.float32(0.9)`` is 0.9, not its binary expansion 0.8999999761581421."""
+    dtype = getattr(x, "dtype", None)
+    if getattr(dtype, "kind", "") == "f" and getattr(dtype, "itemsize", 8) < 8:
+        return float(str(x))
+    return x.item() if hasattr(x, "item") else x
 
 
 def normalize(spec: Spec, value):
@@ -155,11 +164,12 @@ def normalize(spec: Spec, value):
         raise _bad(spec, f"{words} {spec.range_text()}".strip(), value)
     if spec.kind in _SCALAR:
         if hasattr(value, "ndim") and getattr(value, "ndim") == 0 and hasattr(value, "item"):
-            value = value.item()
+            value = _item(value)
         return _scalar(spec, spec.kind, value)
     elem = {"ints": "int", "floats": "float", "strs": "str"}[spec.kind]
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        value = value.tolist()
+        ndim = getattr(value, "ndim", None)
+        value = [_item(value)] if ndim == 0 else [_item(x) for x in value] if ndim == 1 else value.tolist()
     if isinstance(value, (str, os.PathLike)) or not isinstance(value, Sequence):
         value = [value]
     return tuple(_scalar(spec, elem, v) for v in value)

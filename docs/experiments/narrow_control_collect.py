@@ -109,7 +109,8 @@ def main(dirs):
         work.append(os.path.relpath(wd, REPO))
     if not report:
         return
-    cmd = [sys.executable, "-m", "launch.report", "--workdir=" + ",".join(work), "--out=" + os.path.relpath(os.path.join(OUT, "report"), REPO)]
+    cmd = [sys.executable, "-m", "launch.report", "--workdir=" + ",".join(work),
+           "--out=" + os.path.relpath(os.path.join(OUT, "report"), REPO)]
     subprocess.run(cmd, cwd=REPO, check=True)
 
 

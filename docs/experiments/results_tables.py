@@ -122,7 +122,8 @@ def t_vae_bc():
     table(["method", "90%", "95%", "98%"], rows)
     print("at 30k itself (the last evaluation), per seed:")
     for lab, sp in (("dense", 0.0), ("random+erk", 0.95), ("synflow", 0.95), ("narrow", 0.95), ("snip", 0.95)):
-        print(f"  {lab} {sp}: " + ", ".join(f"{r['evals'][30000]:.1f}" for r in sorted(pick(rs, lab, sp), key=lambda r: r["seed"])))
+        runs = sorted(pick(rs, lab, sp), key=lambda r: r["seed"])
+        print(f"  {lab} {sp}: " + ", ".join(f"{r['evals'][30000]:.1f}" for r in runs))
     early = runs("vae_bc/random_erk98_30k_summary.json")[0]
     print(f"  random+erk 0.98, the first seed-0 run (vae_bc/random_erk98_30k_summary.json): "
           f"{score(early, HC_STEPS):.1f} (10k-30k mean), {early['evals'][30000]:.1f} at 30k\n")

@@ -41,7 +41,8 @@ def main(paths):
                    label(r), float(r["sparsity"]))
             sps = r.get("train_steps_per_s")
             rows.setdefault(key, []).append((r["seed"], ev, sps * sizes[r.get("program", "")] if sps else None))
-    print("| algo | dataset | network | sparsity | seeds | score: mean of the last 3 evaluations [seeds] | step | run-steps/s of its program |")
+    print("| algo | dataset | network | sparsity | seeds | score: mean of the last 3 evaluations [seeds] | step "
+          "| run-steps/s of its program |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for (algo, ds, lab, sp), runs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3], kv[0][2])):
         runs = sorted(runs, key=lambda x: x[0])

@@ -26,6 +26,7 @@ from sparse_orl.algos.base import AlgoConfig, Algorithm, NetworkSpec, TrainState
 from sparse_orl.data.transitions import Transitions
 from sparse_orl.algos.networks import VAE, Actor, Critic
 from sparse_orl.fields import option
+from sparse_orl.algos import vae_diagnostics
 
 
 VAE_SCORES = ("train", "acting")
@@ -198,7 +199,6 @@ class BCQ(Algorithm):
 
     def diagnostics(self, params, masks, data, key, obs_mean, obs_std, num_samples: int):
         """The VAE decoder's input mass (state vs latent rows) and its reliance on z."""
-        from sparse_orl.algos import vae_diagnostics
 
         return vae_diagnostics.diagnose_vae(self, params, masks, data, key, obs_mean, obs_std, num_samples)
 

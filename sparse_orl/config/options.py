@@ -18,6 +18,7 @@ from sparse_orl import algos as algos_lib
 from sparse_orl.config.job import ExperimentConfig, LogConfig, Selection
 from sparse_orl.config.prune import PruneConfig, PrunerOptions, pruner_names
 from sparse_orl.fields import Spec, check_value, specs
+import importlib.util
 
 Warn = Callable[[str], None]
 
@@ -194,7 +195,6 @@ def build_job(given: Mapping[str, Any], warn: Optional[Warn] = None, agent=None,
     log_fields = {s.flag: s.name for s in specs(LogConfig)}
     logs = LogConfig(**{log_fields[k]: v for k, v in given.items() if k in log_fields})
     if logs.wandb_project:
-        import importlib.util
 
         if importlib.util.find_spec("wandb") is None:
             raise ValueError("--wandb_project needs the wandb package: pip install wandb (or leave it out)")

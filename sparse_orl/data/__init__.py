@@ -67,7 +67,7 @@ def dataset_on_disk(name: str) -> bool:
     name = os.fspath(name)
     if name.lower().endswith(_HDF5_SUFFIXES) or os.path.isfile(name):
         return os.path.isfile(name)
-    try:
+    try:  # minari (a second to import) only for Minari ids, never for D4RL files
         from minari.storage.datasets_root_dir import get_dataset_path
 
         return (get_dataset_path(name) / "data" / "main_data.hdf5").is_file()

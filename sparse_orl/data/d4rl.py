@@ -10,6 +10,7 @@ import numpy as np
 
 from sparse_orl.data.reference_scores import d4rl_reference, env_family
 from sparse_orl.data.transitions import DatasetInfo, Transitions, validate_transitions
+import h5py
 
 _REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 # D4RL (gym v2) locomotion datasets evaluated in their Gymnasium v5 counterparts.
@@ -40,7 +41,6 @@ def guess_env_id(name: str) -> Optional[str]:
 
 def _read_arrays(path: str) -> dict:
     """Read the flat D4RL arrays from ``path``; ``ValueError`` naming file/key on failure."""
-    import h5py
 
     try:
         f = h5py.File(path, "r")

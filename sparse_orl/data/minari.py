@@ -25,7 +25,7 @@ def _open_dataset(dataset_id: str, download: bool = True):
 
     Raises a one-line ``ValueError`` naming the id and the local path searched if neither works.
     """
-    import minari
+    import minari  # a second to import: loaded by the first Minari dataset, not by D4RL-file jobs
     from minari.storage.datasets_root_dir import get_dataset_path
 
     try:
@@ -165,7 +165,7 @@ def load_minari(dataset_id: str, download: bool = True) -> Tuple[Transitions, Da
             storage.get_episodes(dataset.episode_indices), obs_dim, act_dim, dataset_id
         )
     except (OSError, KeyError, RuntimeError) as e:  # h5py on a truncated or damaged main_data.hdf5
-        from minari.storage.datasets_root_dir import get_dataset_path
+        from minari.storage.datasets_root_dir import get_dataset_path  # loaded above: no cost
 
         where = get_dataset_path(dataset_id) / "data" / "main_data.hdf5"
         msg = f"{type(e).__name__}: {e}".splitlines()[0]

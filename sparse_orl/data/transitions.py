@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+import gymnasium as gym
 
 
 @struct.dataclass
@@ -102,7 +103,6 @@ def take_rows(t: Transitions, rows: np.ndarray) -> Transitions:
 def obs_stats(t: Transitions, normalize: bool = True):
     """(mean, std + 1e-3) of the observations, float32, computed in float64 once per dataset;
     (0, 1) when ``normalize`` is off, so normalization is the identity."""
-    import numpy as np
 
     d = np.shape(t.obs)[-1]
     if not normalize:
@@ -113,7 +113,6 @@ def obs_stats(t: Transitions, normalize: bool = True):
 
 def box_dim(space, what: str, where: str) -> int:
     """Flat dimension of a 1-D ``gymnasium.spaces.Box``; ``ValueError`` naming ``where`` otherwise."""
-    import gymnasium as gym
 
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise ValueError(f"{where}: only 1-D Box {what} spaces are supported, got {space}")

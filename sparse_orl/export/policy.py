@@ -13,11 +13,11 @@ import numpy as np
 
 from sparse_orl.export.codec import save_compact
 from sparse_orl.store.final import load_final, select_run
+from sparse_orl.algos import algorithm_from_dict
 
 
 def acting_networks(agent_config: Dict) -> Tuple[str, ...]:
     """Param paths a policy needs to act (``Algorithm.acting_networks`` of the config's algorithm)."""
-    from sparse_orl.algos import algorithm_from_dict
 
     return tuple(algorithm_from_dict(agent_config).acting_networks)
 
@@ -44,7 +44,6 @@ def export_run(workdir: str, run: Optional[int] = None, out_path: Optional[str] 
     run's seed / sparsity / pruner and the observation statistics. ``acting_only`` (default) keeps
     only the layers the acting program reads (a VAE's decoder, not its encoder).
     """
-    from sparse_orl.algos import algorithm_from_dict
 
     if out_path is None:
         raise ValueError("out_path is required: where to write the compact file")

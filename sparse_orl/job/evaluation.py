@@ -46,6 +46,15 @@ import gymnasium as gym
 import numpy as np
 
 from sparse_orl.data.transitions import box_dim
+import warnings
+import jax
+import jax.numpy as jnp
+from sparse_orl.train.sharding import gather_returns, local_runs
+from sparse_orl.algos import algorithm_from_dict
+from sparse_orl.data import normalized_score
+from sparse_orl.store.final import load_final, run_folders
+from sparse_orl.store.summary import read_summary
+from sparse_orl.train.runs import make_act_fn
 
 # MuJoCo >= 3.3 warns on every model compile that gymnasium's XML attribute 'settotalmass' is
 # deprecated (61 times per evaluation of 6 runs x 10 episodes), and its default handler also
@@ -58,7 +67,6 @@ _KNOWN_NOISE = ("compiler attribute 'settotalmass' is deprecated",)
 
 def _mujoco_warning(message: str) -> None:
     if not any(m in message for m in _KNOWN_NOISE):
-        import warnings
 
         warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
 
@@ -224,10 +232,7 @@ def evaluate_runs(act_fn: Callable, params, obs_mean, obs_std, env_id: str, num_
     every process gets every run's returns. Run ``i`` acts with key ``split(key', r_pad)[i]``
     at every step, whoever evaluates it, and is seeded with ``seeds[i]``.
     """
-    import jax
-    import jax.numpy as jnp
 
-    from sparse_orl.train.sharding import gather_returns, local_runs
 
     multi = jax.process_count() > 1
     idx, (params, e_mean, e_std) = local_runs((params, obs_mean, obs_std))
@@ -256,14 +261,7 @@ def evaluate_workdir(workdir: str, episodes: int, seed: int, max_episode_steps=N
     """Every run of a finished workdir (one program or several) evaluated again, each run with its own
     final params. Returns ``{"env_id", "score_reference", "episodes", "seed", "runs": [{pruner, seed,
     sparsity, status, nan_step, returns, return, normalized_score}]}`` in the summary's run order."""
-    import jax
-    import jax.numpy as jnp
 
-    from sparse_orl.algos import algorithm_from_dict
-    from sparse_orl.data import normalized_score
-    from sparse_orl.store.final import load_final, run_folders
-    from sparse_orl.store.summary import read_summary
-    from sparse_orl.train.runs import make_act_fn
 
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")

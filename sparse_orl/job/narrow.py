@@ -4,7 +4,8 @@ For sparsity s, ``narrow_config`` scales each scored network's hidden widths by 
 (widths round(h·f), at least 1) so that its kernels hold as many weights as the sparse
 network of the full widths keeps, n − round(s·n), as close as integer widths allow
 (within 1% for the paper's sizes: the 750-750 VAE at 95% becomes 153-153, 59,364 vs 59,325
-weights). Which config field holds a network's widths is its ``NetworkSpec.hidden_field``. Counts come from the algorithm's own ``init_params`` shapes
+weights). Which config field holds a network's widths is its ``NetworkSpec.hidden_field``.
+Counts come from the algorithm's own ``init_params`` shapes
 (``jax.eval_shape``), so the rule works for any registered algorithm.
 """
 from __future__ import annotations

@@ -100,6 +100,92 @@ def _restore(ckpt: Checkpointer, states, config: ExperimentConfig, num_runs: int
     return step, states, [[Eval.from_json(e) for e in run] for run in meta["evals"]]
 
 
+@dataclasses.dataclass(frozen=True)
+class Names:
+    """How a program's runs are named in every output: label, the sparsity level a run stands for
+    (a narrow run: the level it matches), seed, and the (label, level) group of the progress lines."""
+
+    labels: List[str]
+    levels: List[float]
+    seeds: List[int]
+
+    @classmethod
+    def of(cls, program: Program) -> "Names":
+        runs = program.config.runs
+        if program.narrow is not None:
+            return cls(["narrow"] * len(runs), [program.narrow["sparsity"]] * len(runs), [s for _, s, _ in runs])
+        return cls([program.config.run_label(m, sp) for m, _, sp in runs], [sp for _, _, sp in runs],
+                   [s for _, s, _ in runs])
+
+    @property
+    def groups(self):
+        return [group_of(lab, lv) for lab, lv in zip(self.labels, self.levels)]
+
+
+def _mask_reports(states, names: Names, warn: bool, log: Log, max_transitions, num_transitions: int):
+    """Per run, what each network's mask keeps; logs the kept count of every group before training."""
+    host = to_host(states.agent.masks)
+    reports = [pruning.masks_report(take_runs(host, i), warn=warn,
+                                    context=f"{names.labels[i]}, seed {names.seeds[i]}, sparsity {names.levels[i]}")
+               for i in range(len(names.labels))]
+    kept: Dict = {}
+    for i, g in enumerate(names.groups):
+        kept.setdefault(g, []).append(sum(r["kept"] for r in reports[i].values()))
+    log("kernel weights trained per run: " + ", ".join(f"{group_name(g)} {int(np.mean(v)):,}" for g, v in kept.items())
+        + ("" if max_transitions is None else
+           f"; each seed on its own {max_transitions:,} of {num_transitions:,} transitions"))
+    return reports
+
+
+def _summarizer(program: Program, names: Names, record, reports, base: Summary, main: bool):
+    """``summary(complete)``: the program's summary so far, written to its workdir (process 0)."""
+
+    def summary(complete: bool) -> Summary:
+        out = []
+        for i in range(record.num_runs):
+            diverged = int(record.nan_steps[i]) >= 0
+            out.append(RunResult(seed=names.seeds[i], sparsity=names.levels[i], pruner=names.labels[i],
+                                 status="diverged" if diverged else "ok",
+                                 nan_step=int(record.nan_steps[i]) if diverged else None, masks=reports[i],
+                                 evals=[] if diverged else list(record.evals[i]),
+                                 train_steps_per_s=record.steps_per_s, program_runs=record.num_runs,
+                                 narrow=None if program.narrow is None else program.narrow["record"]))
+        s = dataclasses.replace(base, runs=out, complete=complete)
+        if main:
+            write_summary(program.workdir, s)
+        return s
+
+    return summary
+
+
+def _evaluator(agent, config: ExperimentConfig, job: JobData, r_pad: int):
+    """``evaluate(states, step)``: every run's evaluation returns at ``step`` (episodes seeded per run)."""
+    from sparse_orl.job import evaluation  # gymnasium and MuJoCo load when a job evaluates
+
+    act_fn, eval_key, runs = make_act_fn(agent), jax.random.PRNGKey(10_007), config.runs
+
+    def evaluate(st, step):
+        a = st.agent
+        return evaluation.evaluate_runs(
+            act_fn, a.params, a.obs_mean, a.obs_std, job.env_id, len(runs), r_pad, config.eval_episodes,
+            [r[1] for r in runs], step // config.eval_every,
+            jax.random.split(jax.random.fold_in(eval_key, step), 1)[0], config.eval_max_episode_steps)
+
+    return evaluate
+
+
+def _save(program: Program, names: Names, states, agent_cfg, job: JobData) -> None:
+    """``final/params.npz`` and ``final/runs.json`` of every run."""
+    n, info = len(names.labels), job.info
+    a = states.agent
+    params, masks, f_mean, f_std = to_host((a.params, a.masks, a.obs_mean, a.obs_std))
+    save_final(program.workdir, [{"seed": names.seeds[i], "sparsity": names.levels[i], "pruner": names.labels[i]}
+                                 for i in range(n)],
+               take_runs(params, slice(0, n)), take_runs(masks, slice(0, n)), np.asarray(f_mean)[:n],
+               np.asarray(f_std)[:n], agent_cfg.to_dict() | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
+                                                             "max_action": info.max_action, "env_id": job.env_id})
+
+
 def run_program(program: Program, job: JobData, log: Log, logs: LogConfig, stop=None,
                 stop_at: Optional[int] = None, main: bool = True) -> Summary:
     """Train, evaluate, checkpoint and summarize the runs of ``program``; returns its summary.
@@ -107,25 +193,17 @@ def run_program(program: Program, job: JobData, log: Log, logs: LogConfig, stop=
     ``stop_at`` ends the work abruptly once that step is reached, without a final checkpoint,
     exactly as a kill would (tests use it to check resuming).
     """
-    config, workdir = program.config, program.workdir
-    info = job.info
+    config, workdir, info = program.config, program.workdir, job.info
     agent_cfg = config.agent_config
     agent = make_algorithm(agent_cfg.for_run(config.steps), info.obs_dim, info.act_dim, info.max_action)
     mesh = runs_mesh()
-    runs = config.runs
-    num_runs, r_pad = len(runs), padded_num_runs(len(runs), mesh)
+    names = Names.of(program)
+    num_runs, r_pad = len(names.labels), padded_num_runs(len(names.labels), mesh)
     data = to_global(to_device(job.transitions), replicated(mesh))
-    labels = [config.run_label(m, sp) for m, _, sp in runs]
-    levels = [sp for _, _, sp in runs]  # the level a run is named by (a narrow run: the level it matches)
-    if program.narrow is not None:
-        labels, levels = ["narrow"] * num_runs, [program.narrow["sparsity"]] * num_runs
-    groups = [group_of(labels[i], levels[i]) for i in range(num_runs)]
     t0 = time.time()
-    states = _init_states(agent, config, data, job, mesh, r_pad)
-    jax.block_until_ready(states)
+    states = jax.block_until_ready(_init_states(agent, config, data, job, mesh, r_pad))
     where = f" on {mesh.devices.size} {mesh.devices.flat[0].platform.upper()} devices" if mesh.devices.size > 1 else ""
-    log(f"initialized {num_runs} runs ({', '.join(dict.fromkeys(labels))}){where} in {time.time() - t0:.1f}s")
-
+    log(f"initialized {num_runs} runs ({', '.join(dict.fromkeys(names.labels))}){where} in {time.time() - t0:.1f}s")
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     try:
         start, states, evals = _restore(ckpt, states, config, num_runs, info.sha256)
@@ -136,58 +214,21 @@ def run_program(program: Program, job: JobData, log: Log, logs: LogConfig, stop=
         log(f"resumed from checkpoint at step {start}")
         if stop is not None:
             stop.last_checkpoint = start
-    host_masks = to_host(states.agent.masks)
-    mask_reports = [pruning.masks_report(take_runs(host_masks, i), warn=start == 0 and main,
-                                         context=f"{labels[i]}, seed {s}, sparsity {levels[i]}")
-                    for i, (_, s, _) in enumerate(runs)]
-    kept: Dict = {}
-    for i, g in enumerate(groups):
-        kept.setdefault(g, []).append(sum(r["kept"] for r in mask_reports[i].values()))
-    log("kernel weights trained per run: " + ", ".join(f"{group_name(g)} {int(np.mean(v)):,}" for g, v in kept.items())
-        + ("" if config.max_transitions is None else
-           f"; each seed on its own {config.max_transitions:,} of {job.transitions.size:,} transitions"))
-
-    record = hooks_lib.Record(labels, [s for _, s, _ in runs], levels, evals,
+    reports = _mask_reports(states, names, start == 0 and main, log, config.max_transitions, job.transitions.size)
+    record = hooks_lib.Record(names.labels, names.seeds, names.levels, evals,
                               np.asarray(to_host(states.nan_step))[:num_runs])
-    specs = agent.network_specs
     base = Summary(config=config.to_dict(), runs=[], provenance=provenance(info), algo_label=config.agent.label,
                    algo_name=config.agent.display_name, score_reference=score_reference(info, job.env_id),
-                   env_id=job.env_id, networks=[{"name": s.name, "title": s.label} for s in specs])
-
-    def summary(complete: bool) -> Summary:
-        out = []
-        for i, (_, seed, _) in enumerate(runs):
-            diverged = int(record.nan_steps[i]) >= 0
-            out.append(RunResult(seed=seed, sparsity=levels[i], pruner=labels[i],
-                                 status="diverged" if diverged else "ok",
-                                 nan_step=int(record.nan_steps[i]) if diverged else None, masks=mask_reports[i],
-                                 evals=[] if diverged else list(record.evals[i]),
-                                 train_steps_per_s=record.steps_per_s, program_runs=num_runs,
-                                 narrow=None if program.narrow is None else program.narrow["record"]))
-        s = dataclasses.replace(base, runs=out, complete=complete)
-        if main:
-            write_summary(workdir, s)
-        return s
-
-    act_fn = make_act_fn(agent)
-    eval_key = jax.random.PRNGKey(10_007)
-
-    def evaluate(st, step):
-        from sparse_orl.job import evaluation
-
-        a = st.agent
-        return evaluation.evaluate_runs(
-            act_fn, a.params, a.obs_mean, a.obs_std, job.env_id, num_runs, r_pad, config.eval_episodes,
-            [r[1] for r in runs], step // config.eval_every,
-            jax.random.split(jax.random.fold_in(eval_key, step), 1)[0], config.eval_max_episode_steps)
-
+                   env_id=job.env_id, networks=[{"name": s.name, "title": s.label} for s in agent.network_specs])
+    summary = _summarizer(program, names, record, reports, base, main)
     mlog = MetricsLog(workdir, list(agent.metric_names) + ["return", "normalized_score", "nan_step"], start,
                       tensorboard=logs.tensorboard, wandb_project=logs.wandb_project, wandb_mode=logs.wandb_mode,
                       config=config.to_dict(), write=main, log=log)
     rows = hooks_lib.MetricRows(record, mlog, agent.metric_names)
     progress = hooks_lib.Progress(record, rows, log, logs.log_every_s)
     hooks = [hooks_lib.Divergence(record, log),
-             hooks_lib.Evaluate(record, evaluate, groups, base.score_reference, lambda: summary(False)),
+             hooks_lib.Evaluate(record, _evaluator(agent, config, job, r_pad), names.groups, base.score_reference,
+                                lambda: summary(False)),
              rows, hooks_lib.Checkpoint(record, ckpt, identity(config, info.sha256), stop), progress]
     if stop is not None:
         hooks.append(hooks_lib.Stop(stop, lambda: summary(False), log, workdir))
@@ -202,14 +243,8 @@ def run_program(program: Program, job: JobData, log: Log, logs: LogConfig, stop=
         ckpt.close()
     if step < config.steps:  # stopped abruptly (stop_at), as a kill would
         return dataclasses.replace(base, runs=[], complete=False, step=step)
-    a = states.agent
-    params, masks, f_mean, f_std = to_host((a.params, a.masks, a.obs_mean, a.obs_std))
     if main:
-        save_final(workdir, [{"seed": s, "sparsity": levels[i], "pruner": labels[i]} for i, (_, s, _) in enumerate(runs)],
-                   take_runs(params, slice(0, num_runs)), take_runs(masks, slice(0, num_runs)),
-                   np.asarray(f_mean)[:num_runs], np.asarray(f_std)[:num_runs],
-                   agent_cfg.to_dict() | {"obs_dim": info.obs_dim, "act_dim": info.act_dim,
-                                          "max_action": info.max_action, "env_id": job.env_id})
+        _save(program, names, states, agent_cfg, job)
     out = summary(True)
     log(f"done: {workdir}/summary.json")
     return out

@@ -75,6 +75,70 @@ def _selected_count(masks, prunable) -> jax.Array:
         jax.numpy.int32)
 
 
+def _check_arguments(canonical, spec, problems, sparsity, rounds, allocation, min_layer_density, prunable, paths,
+                     rerank):
+    """:func:`prune_at_init`'s arguments checked (``ValueError`` in one line) and resolved to their defaults."""
+    if not isinstance(problems, Mapping) or not problems:
+        raise ValueError("problems must be a non-empty mapping {name: (loss_fn, params, batch)}")
+    for name, problem in problems.items():
+        if not isinstance(name, str):
+            raise ValueError(f"network names must be strings, got {name!r}")
+        _check_problem(f"problems[{name!r}]", problem)
+    if _is_concrete(sparsity):
+        check_sparsity(sparsity)
+    rounds = _check_rounds("rounds", spec.rounds or 1 if rounds is None else rounds)
+    if spec.rounds is None and rounds != 1 and spec.scorer is not None:
+        raise ValueError(f"method {canonical!r} is one-shot: it takes rounds=1, got {rounds}")
+    allocation = _resolve_allocation(canonical, spec, allocation)
+    if not 0.0 <= float(min_layer_density) <= 1.0:
+        raise ValueError(f"min_layer_density must be in [0, 1], got {min_layer_density!r}")
+    paths = dict(paths or {})
+    unknown = sorted(set(paths) - set(problems))
+    if unknown:
+        raise ValueError(f"paths names networks {unknown} that are not in problems ({sorted(problems)})")
+    return rounds, allocation, default_prunable if prunable is None else prunable, paths, \
+        _check_rerank(rerank, problems)
+
+
+def _round_fns(spec, problems, names, keys, extra, rerank, alloc, prunable):
+    """(score_fn(masks) -> scores, mask_fn(scores, s, prev) -> masks) of one pruning round, every network."""
+
+    def score_fn(masks):
+        out = {}
+        for name in names:
+            loss_fn, params, batch = problems[name]
+            kw = extra.get(name, {})
+            s = spec.scorer(loss_fn, apply_masks(params, masks[name]), batch, keys[name], **kw)
+            if name in rerank:
+                loss2, params2, batch2 = rerank[name][1]
+                # A distinct key: a random scorer would otherwise re-rank by the same numbers.
+                s2 = spec.scorer(loss2, apply_masks(params2, masks[name]), batch2,
+                                 jax.random.fold_in(keys[name], 1), **kw)
+                s = (s, s2)
+            out[name] = s
+        return out
+
+    def one_mask(name, scores, s, prev):
+        if name not in rerank:
+            return allocate_masks(exclude_pruned(scores, prev, prunable=prunable), s, **alloc)
+        # The subset's total count comes from the first ranking; inside the subset the
+        # second problem's scores decide which weights fill it (Agent._network_mask).
+        first, second = scores
+        selector = rerank[name][0]
+        base = allocate_masks(exclude_pruned(first, prev, prunable=prunable), s, **alloc)
+        chosen = [k for k in base if selector(k)]
+        k_sub = _selected_count({k: base[k] for k in chosen}, prunable)
+        sub_scores = exclude_pruned({k: second[k] for k in chosen}, {k: prev[k] for k in chosen},
+                                    prunable=prunable)
+        sub = allocate_masks(sub_scores, k=k_sub, **alloc)
+        return type(base)({k: sub[k] if k in sub else base[k] for k in base})
+
+    def mask_fn(scores, s, prev):
+        return {name: one_mask(name, scores[name], s, prev[name]) for name in names}
+
+    return score_fn, mask_fn
+
+
 def prune_at_init(problems: Mapping[str, Problem], method: str, sparsity, key: jax.Array, *,
                   allocation: Optional[str] = None, min_layer_density: float = 0.0,
                   rounds: Optional[int] = None,
@@ -121,28 +185,8 @@ def prune_at_init(problems: Mapping[str, Problem], method: str, sparsity, key: j
     here and copy its mask.
     """
     canonical, spec = resolve_pruner(method)
-    if not isinstance(problems, Mapping) or not problems:
-        raise ValueError("problems must be a non-empty mapping {name: (loss_fn, params, batch)}")
-    for name, problem in problems.items():
-        if not isinstance(name, str):
-            raise ValueError(f"network names must be strings, got {name!r}")
-        _check_problem(f"problems[{name!r}]", problem)
-    if _is_concrete(sparsity):
-        check_sparsity(sparsity)
-    if rounds is None:
-        rounds = spec.rounds or 1
-    rounds = _check_rounds("rounds", rounds)
-    if spec.rounds is None and rounds != 1 and spec.scorer is not None:
-        raise ValueError(f"method {canonical!r} is one-shot: it takes rounds=1, got {rounds}")
-    allocation = _resolve_allocation(canonical, spec, allocation)
-    if not 0.0 <= float(min_layer_density) <= 1.0:
-        raise ValueError(f"min_layer_density must be in [0, 1], got {min_layer_density!r}")
-    prunable = default_prunable if prunable is None else prunable
-    paths = dict(paths or {})
-    unknown = sorted(set(paths) - set(problems))
-    if unknown:
-        raise ValueError(f"paths names networks {unknown} that are not in problems ({sorted(problems)})")
-    rerank = _check_rerank(rerank, problems)
+    rounds, allocation, prunable, paths, rerank = _check_arguments(
+        canonical, spec, problems, sparsity, rounds, allocation, min_layer_density, prunable, paths, rerank)
     names = sorted(problems)
     if spec.scorer is None:  # dense: the same all-ones masks as every other path returns
         return {name: ones_like_masks(problems[name][1]) for name in names}
@@ -158,38 +202,6 @@ def prune_at_init(problems: Mapping[str, Problem], method: str, sparsity, key: j
             extra[name] = dict(paths=net_paths, prunable=prunable)
     alloc = dict(allocation=allocation, min_layer_density=min_layer_density, prunable=prunable)
 
-    def score_fn(masks):
-        out = {}
-        for name in names:
-            loss_fn, params, batch = problems[name]
-            kw = extra.get(name, {})
-            s = spec.scorer(loss_fn, apply_masks(params, masks[name]), batch, keys[name], **kw)
-            if name in rerank:
-                loss2, params2, batch2 = rerank[name][1]
-                # A distinct key: a random scorer would otherwise re-rank by the same numbers.
-                s2 = spec.scorer(loss2, apply_masks(params2, masks[name]), batch2,
-                                 jax.random.fold_in(keys[name], 1), **kw)
-                s = (s, s2)
-            out[name] = s
-        return out
-
-    def one_mask(name, scores, s, prev):
-        if name not in rerank:
-            return allocate_masks(exclude_pruned(scores, prev, prunable=prunable), s, **alloc)
-        # The subset's total count comes from the first ranking; inside the subset the
-        # second problem's scores decide which weights fill it (Agent._network_mask).
-        first, second = scores
-        selector = rerank[name][0]
-        base = allocate_masks(exclude_pruned(first, prev, prunable=prunable), s, **alloc)
-        chosen = [k for k in base if selector(k)]
-        k_sub = _selected_count({k: base[k] for k in chosen}, prunable)
-        sub_scores = exclude_pruned({k: second[k] for k in chosen}, {k: prev[k] for k in chosen},
-                                    prunable=prunable)
-        sub = allocate_masks(sub_scores, k=k_sub, **alloc)
-        return type(base)({k: sub[k] if k in sub else base[k] for k in base})
-
-    def mask_fn(scores, s, prev):
-        return {name: one_mask(name, scores[name], s, prev[name]) for name in names}
-
+    score_fn, mask_fn = _round_fns(spec, problems, names, keys, extra, rerank, alloc, prunable)
     ones = {name: ones_like_masks(problems[name][1]) for name in names}
     return iterative_masks(score_fn, mask_fn, ones, sparsity, rounds)

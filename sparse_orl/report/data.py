@@ -19,6 +19,9 @@ import numpy as np
 from sparse_orl.store.atomic import read_json
 from sparse_orl.report.results import SWEEP_FILE, read_summaries, rows_from_summary
 from sparse_orl.store.summary import LAST_EVALS, Summary, read_summary
+from sparse_orl.export import size_table
+from sparse_orl.store.final import load_final
+from scipy import stats
 
 Log = Callable[[str], None]
 MB = 1e6
@@ -125,8 +128,6 @@ def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
                                        kept=v["kept"], total=v["total"]))
         final_dir = _masked_runs_dir(path, summary)
         if sizes and summary.complete and final_dir is not None:
-            from sparse_orl.export import size_table
-            from sparse_orl.store.final import load_final
 
             try:
                 _, runs = load_final(final_dir)
@@ -201,7 +202,6 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> Tuple[float, Option
     x = np.asarray(values, np.float64)
     if x.size < 2:
         return float(x.mean()), None, None
-    from scipy import stats
 
     sd = float(x.std(ddof=1))
     return float(x.mean()), sd, float(stats.t.ppf(0.5 + level / 2, x.size - 1) * sd / math.sqrt(x.size))

@@ -27,6 +27,8 @@ import numpy as np
 from sparse_orl.pruning.masks import is_prunable
 from sparse_orl.pruning.report import layer_name
 from sparse_orl.pruning.synflow import get_kernel
+from sparse_orl.data.transitions import sample_batch
+from sparse_orl.report.plots import PALETTE
 
 
 def layer_densities(masks) -> Dict[str, Dict[str, float]]:
@@ -100,7 +102,6 @@ def agent_grad_norms(agent, params, masks, data, key, obs_mean=None, obs_std=Non
     Usable at init or on params from any point of training. The critic's TD
     target is computed from ``params`` themselves (used as the target networks).
     """
-    from sparse_orl.data.transitions import sample_batch
 
     k_b, k_n = jax.random.split(key)
     if obs_mean is None:
@@ -164,7 +165,7 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
     """Save a PNG comparing runs: one row per scored network (density per layer, effective
     width per hidden layer, masked gradient norm per layer), then the algorithm's own
     bar panels (``"bars"`` of ``Algorithm.diagnostics``: {title: {series: value}} per run)."""
-    import matplotlib
+    import matplotlib  # the Agg backend is chosen only when a figure is drawn, never at import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -177,7 +178,6 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
     nrows = len(nets) + (1 if bar_titles else 0)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 4.2 * nrows), squeeze=False)
     wbar = 0.8 / len(results)
-    from sparse_orl.report.plots import PALETTE
 
     colors = PALETTE
     for row, net in enumerate(nets):

@@ -11,6 +11,7 @@ import numpy as np
 
 from sparse_orl.store.summary import LAST_EVALS, Summary
 from sparse_orl.text import fmt_time
+from sparse_orl.report.make import make_report
 
 Group = Tuple[str, float]
 
@@ -56,7 +57,9 @@ def finish_job(summary: Summary, workdir: str, log: Callable[[str], None], repor
     log("\n" + final_table(summary, wall_s))
     if not report:
         return
-    from sparse_orl.report.make import make_report
+    if not any(r.evals for r in summary.runs):
+        log("no evaluations (--eval_episodes=0): no report")
+        return
 
     try:
         make_report(workdir, os.path.join(workdir, "report"), log=log)

@@ -28,6 +28,8 @@ import numpy as np
 from sparse_orl.report.data import (MB, Log, final_scores, groups, nearest_level, pct,
                                     pruner_name, score_label, size_summary)
 from sparse_orl.text import slug
+import matplotlib
+from matplotlib.ticker import LogLocator, FuncFormatter
 
 
 def _layer_key(name: str):
@@ -44,10 +46,9 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7
 
 
 def _plt():
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after the backend: importing this module changes no caller's backend
     from cycler import cycler
 
     plt.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
@@ -99,7 +100,6 @@ def _count(n: float) -> str:
 
 def _log_y(ax) -> None:
     """A log y axis with labelled ticks at 1, 2, 5 x 10^k: readable even inside one decade."""
-    from matplotlib.ticker import LogLocator, FuncFormatter
 
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -109,7 +109,6 @@ def _log_y(ax) -> None:
 
 def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
     plt = _plt()
-    from matplotlib.ticker import FuncFormatter
     files = []
     for algo, name, dataset in groups(rows):
         sub = [r for r in rows if (r["algo"], r["algo_name"], r["data"]) == (algo, name, dataset)]

@@ -14,6 +14,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+import errno
+import re
+import logging as pylogging
 
 
 
@@ -28,14 +31,12 @@ class _quiet_orbax:
     NAMES = ("absl", "asyncio")
 
     def __enter__(self):
-        import logging as pylogging
 
         self._old = {n: pylogging.getLogger(n).level for n in self.NAMES}
         for n in self.NAMES:
             pylogging.getLogger(n).setLevel(pylogging.CRITICAL)
 
     def __exit__(self, *exc):
-        import logging as pylogging
 
         for n, level in self._old.items():
             pylogging.getLogger(n).setLevel(level)
@@ -43,8 +44,6 @@ class _quiet_orbax:
 
 def _cause(e: BaseException) -> str:
     """The reason of an I/O failure in a few words: "No space left on device (errno 28)", ..."""
-    import errno
-    import re
 
     text = str(e)
     m = re.search(r"os_error_code='?(\d+)", text) or re.search(r"\[Errno (\d+)\]", text)

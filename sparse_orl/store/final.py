@@ -13,6 +13,7 @@ import numpy as np
 
 from sparse_orl.store.atomic import atomic_write_json, atomic_write_npz, flatten, read_json, unflatten
 from sparse_orl.store.summary import read_summary
+from sparse_orl.config.prune import PruneConfig
 
 
 def save_final(workdir: str, runs: List[Dict], params, masks, obs_mean, obs_std, agent_config: Dict) -> str:
@@ -90,7 +91,6 @@ def select_run(workdir: str, run: Optional[int] = None, pruner: Optional[str] = 
         if not 0 <= run < len(runs):
             raise ValueError(f"run {run} out of range: {workdir} holds {len(runs)} runs ({listing})")
         return runs[run]
-    from sparse_orl.config.prune import PruneConfig
 
     def same_method(label):  # the name the user typed (erk_random, none) or the label printed
         if pruner is None:

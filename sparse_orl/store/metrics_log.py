@@ -124,7 +124,7 @@ class MetricsLog:
 
     def _writer(self, name: str):
         if name not in self._tb:
-            from tensorboardX import SummaryWriter
+            from tensorboardX import SummaryWriter  # optional: checked at construction
 
             # purge_step: events a killed run wrote after the resumed checkpoint are hidden
             self._tb[name] = SummaryWriter(os.path.join(self._tb_root, name),
@@ -148,7 +148,7 @@ def _cell(v):
 
 def _start_wandb(workdir: str, project: str, mode: str, config: Dict, log):
     """A W&B run for this workdir, resumed on rerun (its id is kept in ``<workdir>/wandb_id``)."""
-    try:
+    try:  # optional: pip install wandb
         import wandb
     except ImportError:
         raise ValueError("--wandb_project needs the wandb package: pip install wandb "

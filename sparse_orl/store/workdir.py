@@ -17,6 +17,8 @@ import jax
 from sparse_orl.config.job import comparable_config
 from sparse_orl.data import d4rl_reference
 from sparse_orl.store.atomic import atomic_write_json, read_json
+import tempfile
+from sparse_orl.store.locks import workdir_lock
 
 
 DISTRIBUTIONS = {"orbax.checkpoint": "orbax-checkpoint"}
@@ -57,7 +59,6 @@ def prepare_workdir(workdir: str) -> None:
     Called before any work: a path that is a file, lies under a file, or sits on a read-only or
     special file system (``/sys``) is refused by name, not with a traceback hours later.
     """
-    import tempfile
 
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ValueError(f"--workdir={workdir} is a file, not a folder; give a folder path")
@@ -134,7 +135,6 @@ def claim_workdir(workdir: str):
     One workdir, one trainer: a second ``launch.train`` on it stops at once. The lock is an
     ``flock``, which the kernel drops when its holder dies, so a killed run never leaves it stale.
     """
-    from sparse_orl.store.locks import workdir_lock
 
     lock = workdir_lock(workdir, "train")
     if not lock.acquire():

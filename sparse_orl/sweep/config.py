@@ -23,6 +23,7 @@ from sparse_orl.store.atomic import atomic_write_json, read_json
 from sparse_orl.store.locks import workdir_lock
 from sparse_orl.store.workdir import differences
 from sparse_orl.sweep.plan import plan
+from sparse_orl.config.job import upgrade_config_dict
 
 SWEEP_VERSION = 1
 
@@ -83,7 +84,6 @@ class SweepConfig(RunSettings):
     @classmethod
     def from_grid(cls, workdir: str, grid: Dict[str, Any]) -> "SweepConfig":
         """The sweep a ``sweep.json`` grid records (older layouts included)."""
-        from sparse_orl.config.job import upgrade_config_dict
 
         g = dict(grid)
         up = upgrade_config_dict({"prunes": g.get("prunes", []), "agent": {}})

@@ -7,6 +7,15 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from sparse_orl.report.results import Log
 from sparse_orl.sweep.plan import Program
+import jax
+import numpy as np
+from sparse_orl.algos import make_algorithm
+from sparse_orl.config import PruneConfig
+from sparse_orl.data import dataset_on_disk, load_dataset, to_device
+from sparse_orl.train.runs import init_runs, make_train_chunk
+from sparse_orl.job import evaluation
+from sparse_orl.data import guess_env_id
+from sparse_orl.data.transitions import DatasetInfo, Transitions
 
 
 def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds: float = 1.0) -> Dict[str, Dict]:
@@ -22,13 +31,7 @@ def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds
         eval time <= evals * R * episodes * episode length * env step time
         device memory ~ dataset + R * (run state + XLA temporaries of one run)
     """
-    import jax
-    import numpy as np
 
-    from sparse_orl.algos import make_algorithm
-    from sparse_orl.config import PruneConfig
-    from sparse_orl.data import dataset_on_disk, load_dataset, to_device
-    from sparse_orl.train.runs import init_runs, make_train_chunk
 
     cache: Dict[Tuple, Dict] = {}
     out: Dict[str, Dict] = {}
@@ -39,61 +42,10 @@ def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds
             f"and assume {MISSING_ROWS:,} transitions; training downloads them when online)")
     for p in programs:
         cfg = p.config
-        key = (cfg.agent, cfg.dataset, cfg.batch_size)
+        key = (cfg.agent_config, cfg.dataset, cfg.batch_size)
         if key not in cache:
             log(f"timing {cfg.agent.label} on {cfg.dataset} (batch {cfg.batch_size}) ...")
-            if cfg.dataset in missing:
-                transitions, info = _stand_in(cfg.dataset, cfg.env)
-                agent = make_algorithm(cfg.agent, info.obs_dim, info.act_dim, info.max_action)
-            else:
-                transitions, info = load_dataset(cfg.dataset)
-                agent = make_algorithm(cfg.agent, info.obs_dim, info.act_dim, info.max_action)
-                transitions = agent.preprocess(transitions, info)
-            data = jax.device_put(to_device(transitions))
-            data_bytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(transitions))
-            if cfg.dataset in missing:
-                data_bytes = data_bytes * MISSING_ROWS // len(np.asarray(transitions.reward))
-            # one dense run: the same work per step as a pruned run (masks are data), without
-            # compiling the pruning at init
-            state = init_runs(agent, PruneConfig("dense"), data, [0], [0.0])
-            state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(state))
-            n = 50
-            chunk = make_train_chunk(agent, cfg.batch_size, n)
-            temp, t0 = None, time.time()
-            try:
-                mem = chunk.lower(state, data).compile().memory_analysis()
-                temp = int(mem.temp_size_in_bytes) if mem is not None else None
-            except Exception:  # noqa: BLE001 - not every backend reports memory
-                temp = None
-            state, m = chunk(state, data)
-            jax.block_until_ready(m)
-            compile_s = time.time() - t0
-            steps, t0 = 0, time.time()
-            while time.time() - t0 < min_seconds or steps < 2 * n:
-                state, m = chunk(state, data)
-                jax.block_until_ready(m)
-                steps += n
-            sps = steps / (time.time() - t0)
-            env_step = None
-            if cfg.eval_episodes and info.env_id:
-                try:
-                    from sparse_orl.job import evaluation
-
-                    env = evaluation.make_env(info.env_id)
-                    env.reset(seed=0)
-                    env.action_space.seed(0)
-                    t0, k = time.time(), 0
-                    while k < 200:
-                        _, _, term, trunc, _ = env.step(env.action_space.sample())
-                        k += 1
-                        if term or trunc:
-                            env.reset()
-                    env_step = (time.time() - t0) / k
-                    env.close()
-                except Exception as e:  # noqa: BLE001
-                    log(f"  (could not time env {info.env_id}: {e})")
-            cache[key] = dict(sps=sps, compile_s=compile_s, data_bytes=data_bytes, state_bytes=state_bytes,
-                              temp_bytes=temp, env_step=env_step)
+            cache[key] = _measure(cfg, cfg.dataset in missing, min_seconds, log)
         c = cache[key]
         r = p.num_runs
         train_s = math.ceil(r / len(devices)) * cfg.steps / c["sps"]
@@ -110,16 +62,71 @@ def estimate_programs(programs: Sequence[Program], log: Log = print, min_seconds
     return out
 
 
+def _measure(cfg, missing: bool, min_seconds: float, log: Log) -> Dict:
+    """Steps/s of one run, compile time, bytes of the data, one run's state and XLA's temporaries, and
+    the environment's step time, for one (agent config, dataset, batch size)."""
+    if missing:
+        transitions, info = _stand_in(cfg.dataset, cfg.env)
+        agent = make_algorithm(cfg.agent_config, info.obs_dim, info.act_dim, info.max_action)
+    else:
+        transitions, info = load_dataset(cfg.dataset)
+        agent = make_algorithm(cfg.agent_config, info.obs_dim, info.act_dim, info.max_action)
+        transitions = agent.preprocess(transitions, info)
+    data = jax.device_put(to_device(transitions))
+    data_bytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(transitions))
+    if missing:
+        data_bytes = data_bytes * MISSING_ROWS // len(np.asarray(transitions.reward))
+    # one dense run: the same work per step as a pruned run (masks are data), without
+    # compiling the pruning at init
+    state = init_runs(agent, PruneConfig("dense"), data, [0], [0.0])
+    state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(state))
+    n = 50
+    chunk = make_train_chunk(agent, cfg.batch_size, n)
+    temp, t0 = None, time.time()
+    try:
+        mem = chunk.lower(state, data).compile().memory_analysis()
+        temp = int(mem.temp_size_in_bytes) if mem is not None else None
+    except Exception:  # noqa: BLE001 - not every backend reports memory
+        temp = None
+    state, m = chunk(state, data)
+    jax.block_until_ready(m)
+    compile_s = time.time() - t0
+    steps, t0 = 0, time.time()
+    while time.time() - t0 < min_seconds or steps < 2 * n:
+        state, m = chunk(state, data)
+        jax.block_until_ready(m)
+        steps += n
+    sps = steps / (time.time() - t0)
+    env_step = _env_step_seconds(info.env_id, log) if cfg.eval_episodes and info.env_id else None
+    return dict(sps=sps, compile_s=compile_s, data_bytes=data_bytes, state_bytes=state_bytes, temp_bytes=temp,
+                env_step=env_step)
+
+
+def _env_step_seconds(env_id: str, log: Log) -> Optional[float]:
+    """Seconds of one environment step with random actions (None if the env cannot be built)."""
+    try:
+        env = evaluation.make_env(env_id)
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        t0, k = time.time(), 0
+        while k < 200:
+            _, _, term, trunc, _ = env.step(env.action_space.sample())
+            k += 1
+            if term or trunc:
+                env.reset()
+        env.close()
+        return (time.time() - t0) / k
+    except Exception as e:  # noqa: BLE001
+        log(f"  (could not time env {env_id}: {e})")
+        return None
+
+
 MISSING_ROWS = 1_000_000  # what a dry run assumes for a dataset not on disk (D4RL's MuJoCo size)
 
 
 def _stand_in(dataset: str, env: Optional[str]):
     """Random transitions shaped like ``dataset``'s environment, for timing a dataset not on disk."""
-    import numpy as np
 
-    from sparse_orl.job import evaluation
-    from sparse_orl.data import guess_env_id
-    from sparse_orl.data.transitions import DatasetInfo, Transitions
 
     env_id = env or guess_env_id(dataset)
     if env_id is None:

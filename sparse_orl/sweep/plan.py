@@ -198,7 +198,8 @@ def format_plan(sweep, programs: Sequence[Program], num_shards: int = 1, shard_i
         lines.append(
             f"ESTIMATES for this shard's programs (rough): {fmt_time(tot_t)} in total run one after another, peak "
             f"device memory ~{fmt_bytes(tot_m)} (one program at a time). Measured on {note.get('devices')} "
-            f"with XLA's default thread settings, one run of a 50-step chunk at a time; time assumes cost linear in runs per device (right on a CPU, "
+            f"with XLA's default thread settings, one run of a 50-step chunk at a time; time assumes cost linear in "
+            "runs per device (right on a CPU, "
             "pessimistic on a GPU); evaluation counted at full episode length (an upper bound); memory = dataset "
             "+ runs x (train state + XLA temporaries of one run); host memory also holds the dataset. Other load "
             "on this machine skews the timing.")

@@ -32,6 +32,8 @@ from sparse_orl.sweep.config import SweepConfig, check_sweep_workdir
 from sparse_orl.sweep.estimate import estimate_programs
 from sparse_orl.sweep.plan import Program, describe_runs, format_plan, plan, shard
 from sparse_orl.sweep.status import checkpoint_steps, program_status
+from jax.experimental import multihost_utils
+from sparse_orl.data import load_dataset_info
 
 _SKIP_DONE, _SKIP_LOCKED, _RUN = 0, 1, 2
 
@@ -44,7 +46,6 @@ def _process0_decides(value: int) -> int:
     """Process 0's ``value`` on every process (the identity with one process). A collective."""
     if jax.process_count() == 1:
         return value
-    from jax.experimental import multihost_utils
 
     return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
@@ -77,7 +78,6 @@ def _check_datasets(programs, sweep_workdir: str, log: Log) -> None:
     file stops the sweep now, with one line naming it, not hours later at its first program.
     Finished programs are left out, and (one process) so are programs another job holds the lock of:
     that job trains them."""
-    from sparse_orl.data import load_dataset_info
 
     todo = []
     for p in programs:

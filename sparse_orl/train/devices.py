@@ -19,6 +19,10 @@ import os
 from typing import Optional
 
 from sparse_orl.fields import check_fields, option
+import importlib.metadata
+import importlib.util
+from jax._src import xla_bridge
+import jax
 
 # Eigen's intra-op thread pool off: each device's ops run on the thread that runs the device
 _SINGLE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
@@ -34,8 +38,6 @@ def usable_cores() -> int:
 
 def accelerator_installed() -> bool:
     """Whether a JAX GPU/TPU plugin is installed (then the CPU is not where runs train)."""
-    import importlib.metadata
-    import importlib.util
 
     if os.environ.get("JAX_PLATFORMS", "").strip().lower() in ("cpu",):
         return False
@@ -64,7 +66,6 @@ def auto_cpu_devices(num_runs: int, cores: Optional[int] = None, min_fill: float
 
 
 def backends_started() -> bool:
-    from jax._src import xla_bridge
 
     return bool(xla_bridge.backends_are_initialized())
 
@@ -79,7 +80,6 @@ def split_cpu(n: int) -> None:
         raise ValueError(f"--cpu_devices must be >= 1 or 'auto', got {n}")
     if n == 1:
         return
-    import jax
 
     if backends_started():
         if jax.local_device_count("cpu") == n:
@@ -129,7 +129,6 @@ def apply_devices(cfg: DeviceConfig, runs_per_program: int) -> int:
     except RuntimeError as e:
         raise ValueError(str(e)) from None
     if cfg.distributed:
-        import jax
 
         given = {f: getattr(cfg, f) for f in ("coordinator_address", "num_processes", "process_id")
                  if getattr(cfg, f) is not None}

@@ -183,15 +183,20 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: Optional[int]
     if num_steps is not None:
         fixed = fn
         fn = lambda runs, data: fixed(runs, data)  # noqa: E731
+    return _compiled(fn, mesh, num_steps is not None)
+
+
+def _compiled(fn, mesh: Optional[Mesh], fixed_steps: bool):
+    """``jit(fn)``, or with a mesh each device running ``fn`` on its own block of runs; run states donated."""
     if mesh is None:
         return jax.jit(fn, donate_argnums=(0,))
     runs_spec = runs_sharding(mesh).spec
-    in_specs = (runs_spec, P()) if num_steps is not None else (runs_spec, P(), P())
+    in_specs = (runs_spec, P()) if fixed_steps else (runs_spec, P(), P())
     # no collectives inside: replication ("vma") checks would only make every algorithm's
     # lax.cond branches annotate which outputs vary per device
     per_device = jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=(runs_spec, runs_spec), check_vma=False)
     rs_sh, rep = runs_sharding(mesh), replicated(mesh)
-    in_sh = (rs_sh, rep) if num_steps is not None else (rs_sh, rep, rep)
+    in_sh = (rs_sh, rep) if fixed_steps else (rs_sh, rep, rep)
     return jax.jit(per_device, in_shardings=in_sh, out_shardings=(rs_sh, rs_sh), donate_argnums=(0,))
 
 
