@@ -197,7 +197,7 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") 
 
 def apply_cpu_devices(value: str) -> int:
     """``--cpu_devices`` of a bench script (before JAX starts): 1, N, or "auto" (one per usable core)."""
-    from sparse_orl.train.devices import split_cpu, usable_cores
+    from sparse_orl.trainer.devices import split_cpu, usable_cores
 
     n = usable_cores() if value == "auto" else int(value)
     split_cpu(n)

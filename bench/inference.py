@@ -92,7 +92,7 @@ def build(env, algo, sparsity, folder, narrow=False):
     from sparse_orl import export
     from sparse_orl.algos import make_algorithm, make_config
     from sparse_orl.config import PruneConfig
-    from sparse_orl.train.initialize import init_state
+    from sparse_orl.trainer.initialize import init_state
     from sparse_orl.data.transitions import Transitions
 
     obs_dim, act_dim, max_action, _ = C.ENVS[env]

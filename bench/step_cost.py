@@ -26,7 +26,7 @@ def step_cost(env: str, algo: str, runs: int, compute_dtype: str = "float32", ba
 
     from sparse_orl.config import PruneConfig
     from sparse_orl.data.transitions import sample_batch
-    from sparse_orl.train.runs import init_runs
+    from sparse_orl.trainer.runs import init_runs
     from train_throughput import make_bench_agent, synthetic_data
 
     data = synthetic_data(env, 5000)

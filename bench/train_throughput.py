@@ -48,7 +48,7 @@ def parse_args(argv=None):
                         "list to time several, interleaved; rows of 'map' are named dense-map / masked-map")
     p.add_argument("--cpu_devices", default="1",
                    help="split the CPU into this many single-threaded JAX devices, runs sharded over them "
-                        "('auto': one per usable core; sparse_orl.train.devices)")
+                        "('auto': one per usable core; sparse_orl.trainer.devices)")
     p.add_argument("--peak_n", type=int, default=2048, help="size of the n^3 matmul timed for the peak")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: halfcheetah, bcq, runs 1,2, 3 steps, 2 repeats, 20k transitions, 1024^3 peak")
@@ -101,8 +101,8 @@ class Program:
         import jax
 
         from sparse_orl.config import PruneConfig
-        from sparse_orl.train.sharding import replicated, runs_mesh
-        from sparse_orl.train.runs import init_runs, make_train_chunk
+        from sparse_orl.trainer.sharding import replicated, runs_mesh
+        from sparse_orl.trainer.runs import init_runs, make_train_chunk
 
         # several devices (--cpu_devices): runs sharded over them, the dataset on each
         mesh = runs_mesh() if jax.device_count() > 1 else None
@@ -155,7 +155,7 @@ def main(argv=None):
         print(f"bf16 (f32 accumulate) matmul: best {peak_bf16['gflops_best']:.1f} GFLOP/s")
 
     rows = []
-    from sparse_orl.train.runs import resolve_runs_loop
+    from sparse_orl.trainer.runs import resolve_runs_loop
 
     loops = list(dict.fromkeys(resolve_runs_loop(x) for x in args.runs_loop.split(",")))
     # variant name -> (dense|masked, runs_loop); "vmap" keeps the plain name

@@ -420,7 +420,7 @@ def parse_args(argv=None):
                                                        + ", ".join(D3RLPY_CANDIDATES) + "); 'none' skips it")
     p.add_argument("--cpu_devices", default="1",
                    help="our side: split the CPU into this many single-threaded JAX devices, runs sharded over "
-                        "them ('auto': one per usable core; sparse_orl.train.devices)")
+                        "them ('auto': one per usable core; sparse_orl.trainer.devices)")
     p.add_argument("--peak_n", type=int, default=2048)
     p.add_argument("--quick", action="store_true", help="smoke run: bcq, 2 s pieces, 1 repeat, 20k transitions")
     p.add_argument("--out", default="", help="write results as JSON here")

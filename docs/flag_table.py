@@ -31,7 +31,7 @@ def table() -> str:
     """One row per option of ``launch.train``, in the groups of :func:`sparse_orl.config.job_options`."""
     from launch.flags import class_options
     from sparse_orl.config import job_options
-    from sparse_orl.train.devices import DeviceConfig
+    from sparse_orl.trainer.devices import DeviceConfig
 
     options = list(job_options()) + [o for o in class_options(DeviceConfig, "devices")]
     order = ["the job", "pruning at init", "the algorithm", "devices"]

@@ -59,7 +59,7 @@ def at_init(o: DiagnoseOptions):
     from sparse_orl.config import agent_config
     from sparse_orl.data import load_dataset, obs_stats, to_device
     from sparse_orl.report import diagnostics
-    from sparse_orl.train.runs import init_runs
+    from sparse_orl.trainer.runs import init_runs
 
     if not o.dataset:
         raise ValueError("--at_init needs --dataset")

@@ -22,7 +22,7 @@ from absl import app, logging
 
 from launch import flags as flags_lib
 from sparse_orl.sweep.config import build_sweep, sweep_options
-from sparse_orl.train.devices import DeviceConfig, apply_devices
+from sparse_orl.trainer.devices import DeviceConfig, apply_devices
 
 OPTIONS = sweep_options()
 DEVICE_OPTIONS = flags_lib.class_options(DeviceConfig, "devices")

@@ -49,12 +49,12 @@ from sparse_orl.data.transitions import box_dim
 import warnings
 import jax
 import jax.numpy as jnp
-from sparse_orl.train.sharding import gather_returns, local_runs
+from sparse_orl.trainer.sharding import gather_returns, local_runs
 from sparse_orl.algos import algorithm_from_dict
 from sparse_orl.data import normalized_score
 from sparse_orl.store.final import load_final, run_folders
 from sparse_orl.store.summary import read_summary
-from sparse_orl.train.runs import make_act_fn
+from sparse_orl.trainer.runs import make_act_fn
 
 # MuJoCo >= 3.3 warns on every model compile that gymnasium's XML attribute 'settotalmass' is
 # deprecated (61 times per evaluation of 6 runs x 10 episodes), and its default handler also

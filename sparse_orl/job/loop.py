@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import jax.numpy as jnp
 
 from sparse_orl.job.progress import ChunkSizer
-from sparse_orl.train.sharding import to_host
+from sparse_orl.trainer.sharding import to_host
 
 
 @dataclasses.dataclass

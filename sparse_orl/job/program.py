@@ -29,8 +29,8 @@ from sparse_orl.store.final import save_final
 from sparse_orl.store.metrics_log import MetricsLog
 from sparse_orl.store.summary import Eval, RunResult, Summary, write_summary
 from sparse_orl.store.workdir import provenance, score_reference
-from sparse_orl.train.runs import init_runs, make_act_fn, make_train_chunk, take_runs
-from sparse_orl.train.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding, to_global, to_host
+from sparse_orl.trainer.runs import init_runs, make_act_fn, make_train_chunk, take_runs
+from sparse_orl.trainer.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding, to_global, to_host
 
 Log = Callable[[str], None]
 

@@ -125,7 +125,8 @@ def sparse_matmul(x, values, index: SparseIndex, *, isa: str = "auto"):
     """
     n_in, n_out = index.shape
     lead = x.shape[:-1]
-    x2 = jnp.asarray(x, jnp.float32).reshape(-1, n_in)
+    x = jnp.asarray(x, jnp.float32)
+    x2 = x.reshape(-1, n_in)
     if not _use_kernels(index, x2.shape[0], isa):
         return dense_matmul(x, values, index)
     return _matmul(values, index, x2, _isa_code(isa)).reshape(*lead, n_out)

@@ -12,8 +12,11 @@
 * ``storage_<algo>_<dataset>.png`` -- stored MB vs sparsity of each network:
   dense float32, torch COO (the paper's files), ours
   (:func:`sparse_orl.export.size_table`) (paper Fig. 4);
-* ``report.md`` -- final scores per configuration (mean +- std, 95% t
-  confidence interval over seeds) and Table 1 (MB per network at 95%).
+* ``score_vs_weights_<algo>_<data>.png`` -- score vs kernel weights trained, one panel per
+  data budget, bands = 95% bootstrap intervals;
+* ``report.md`` -- scores per configuration (mean ± sample std [95% bootstrap interval] over
+  seeds), each sparse configuration against the narrow dense network with the same weights,
+  training speed, and Table 1 (MB per network at 95%).
 
 MB = 10^6 bytes, as in the paper's Table 1.
 
@@ -23,87 +26,19 @@ names are re-exported here). Importing it does not import jax or the trainer.
 """
 from __future__ import annotations
 
-import collections
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional
 
-import numpy as np
-
+from sparse_orl.report.data import Log, load_data, load_many, pct, pruner_name, score_label
+from sparse_orl.report.plots import (plot_curves, plot_final_vs_sparsity, plot_layers, plot_score_vs_weights,
+                                     plot_storage)
+from sparse_orl.report.tables import WEIGHT_MATCH, score_table, speed_table, storage_table, verdict_table
+from sparse_orl.store.summary import LAST_EVALS
 from sparse_orl.store.atomic import atomic_write_text
-from sparse_orl.report.plots import plot_curves, plot_final_vs_sparsity, plot_layers, plot_score_vs_weights, plot_storage
-from sparse_orl.report.data import (MB, PRUNER_NAMES, Log, final_scores, load_data,
-                                    load_many, mean_ci, nearest_level, pct, pruner_name, score_label,
-                                    size_summary)
-
-__all__ = ["MB", "PRUNER_NAMES", "final_scores", "load_data", "load_many",
-           "make_report", "mean_ci", "nearest_level", "plot_curves", "plot_final_vs_sparsity", "plot_layers",
-           "plot_score_vs_weights", "plot_storage", "pruner_name", "score_table", "speed_table", "size_summary", "storage_table"]
 
 
-# ---- markdown ----------------------------------------------------------------------------------
 def _num(x) -> str:
     return f"{x:,}" if isinstance(x, int) else str(x)
-
-
-def score_table(rows: Sequence[Dict]) -> List[str]:
-    finals = final_scores(rows)
-    last_step = {}
-    for r in rows:
-        k = (r["algo"], r["algo_name"], r["data"], r["pruner"], r["sparsity"])
-        last_step[k] = max(last_step.get(k, 0), r["step"])
-    lines = ["| algorithm | dataset | pruner | sparsity | seeds | step | final score mean ± std | 95% CI | min | max |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    order = sorted(finals, key=lambda k: (k[0], k[1], k[2], k[3] != "dense", k[3], k[4]))
-    for k in order:
-        vals = list(finals[k].values())
-        mean, sd, hw = mean_ci(vals)
-        ci = "n/a (1 seed)" if hw is None else f"[{mean - hw:.2f}, {mean + hw:.2f}]"
-        sd_txt = "" if sd is None else f" ± {sd:.2f}"
-        lines.append(f"| {k[1]} | {k[2]} | {pruner_name(k[3])} | {pct(k[4])} | {len(vals)} | "
-                     f"{last_step[k]:,} | {mean:.2f}{sd_txt} | {ci} | {min(vals):.2f} | {max(vals):.2f} |")
-    return lines
-
-
-def speed_table(rows: Sequence[Dict]) -> List[str]:
-    """Training throughput per configuration: run-steps per second of its program (every run's
-    steps together, the comparable cost on one machine: on a CPU the runs are taken in turn),
-    the program's run count, and the weights trained."""
-    runs_of = collections.defaultdict(set)
-    for r in rows:
-        runs_of[r.get("program", "")].add((r["pruner"], r["sparsity"], r["seed"]))
-    seen = collections.defaultdict(list)
-    for r in rows:
-        k = (r["algo_name"], r["data"], r["pruner"], r["sparsity"])
-        n = len(runs_of[r.get("program", "")])
-        sps = r.get("train_steps_per_s")
-        seen[k].append((r.get("weights_kept"), None if sps is None else sps * n, n))
-    lines = ["| algorithm | dataset | pruner | sparsity | weights trained | run-steps/s of its program | runs in it |",
-             "|---|---|---|---:|---:|---:|---:|"]
-    for k in sorted(seen, key=lambda k: (k[0], k[1], k[2] != "dense", k[2], k[3])):
-        kept = [v[0] for v in seen[k] if v[0] is not None]
-        agg = [v[1] for v in seen[k] if v[1] is not None]
-        lines.append(f"| {k[0]} | {k[1]} | {pruner_name(k[2])} | {pct(k[3])} | "
-                     + (f"{int(np.mean(kept)):,}" if kept else "n/a") + " | "
-                     + (f"{np.mean(agg):,.0f}" if agg else "n/a") + f" | {seen[k][0][2]} |")
-    return lines
-
-
-def storage_table(sizes: Sequence[Dict], networks: Dict[str, str], sparsity: float = 0.95
-                  ) -> Tuple[List[str], Optional[float]]:
-    table = size_summary(sizes)
-    level = nearest_level([k[4] for k in table], sparsity)
-    if level is None:
-        return ["(no sparse runs with final params)"], None
-    lines = ["| algorithm | dataset | network | params | kept weights | dense MB | torch COO MB | ours MB | "
-             "dense / COO | dense / ours |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for k in sorted((k for k in table if k[4] == level),
-                    key=lambda k: (k[0], k[1], k[2], list(networks).index(k[3]) if k[3] in networks else 99)):
-        v = table[k]
-        lines.append(f"| {k[1]} | {k[2]} | {networks.get(k[3], k[3])} | {int(v['params']):,} | "
-                     f"{v['kept']:,.0f} | {v['dense'] / MB:.4f} | {v['coo'] / MB:.4f} | {v['compact'] / MB:.4f} | "
-                     f"{v['dense'] / v['coo']:.2f}x | {v['dense'] / v['compact']:.2f}x |")
-    return lines, level
 
 
 def results_table(workdir: str, log: Log = lambda _m: None) -> str:
@@ -157,10 +92,18 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
             md += ["", f"Commands run on `{w}`:", "", "```"] + cmds[-5:] + ["```"]
     if data["unfinished"]:
         md += ["", f"**Unfinished programs, left out:** {', '.join(data['unfinished'])}"]
-    md += ["", "## Final scores", "",
-           f"Score at each run's last evaluation ({score_label(rows)}); mean ± sample std over seeds; "
-           "95% confidence interval of the mean from Student's t (n/a with one seed).", ""]
+    md += ["", "## Scores", "",
+           f"A run's score is the mean of its last {LAST_EVALS} evaluations ({score_label(rows)}); a cell is the "
+           "mean ± sample std over seeds [95% bootstrap interval of the mean, percentile method].", ""]
     md += score_table(rows)
+    verdict = verdict_table(rows)
+    if verdict:
+        md += ["", "## Sparse against the narrow dense network with the same weights", "",
+               "Each sparse configuration against the narrow dense network whose weight count is within "
+               f"{WEIGHT_MATCH:.0%} of its own. Differences are paired by seed (runs of a seed share their data "
+               "subset and evaluation episodes) with a 95% bootstrap interval; a side is \"ahead\" only where the "
+               "interval excludes 0.", ""]
+        md += verdict
     md += ["", "## Training speed", "", "Run-steps per second of each configuration's program (steps of all its "
            "runs per second; the first chunk, which compiles, is left out), as measured while it trained: "
            "compare programs run on the same machine under the same load only.", ""]

@@ -25,8 +25,10 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from sparse_orl.report.data import (MB, Log, final_scores, groups, nearest_level, pct,
+from sparse_orl.report import stats
+from sparse_orl.report.data import (MB, Log, budget_text, final_scores, groups, nearest_level, pct,
                                     pruner_name, score_label, size_summary)
+from sparse_orl.store.summary import LAST_EVALS
 from sparse_orl.text import slug
 import matplotlib
 from matplotlib.ticker import LogLocator, FuncFormatter
@@ -299,66 +301,77 @@ def plot_storage(sizes: Sequence[Dict], out_dir: str, networks: Dict[str, str]) 
 
 
 def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
-    """Final score vs kernel weights trained (log x): one line per pruner, the narrow dense
-    control as its own line, the full dense network as a point. Mean ± std over seeds."""
+    """Score vs kernel weights trained (log x), one panel per data budget: a line per method (a widened
+    network is its own line, "erk_random ×2"), the narrow dense control dashed black, the full dense
+    network a square. Points: mean over seeds; bars and bands: 95% bootstrap intervals of the mean."""
     plt = _plt()
     files = []
-    last: Dict = {}
+    finals, kept = final_scores(rows), {}
     for r in rows:
-        if r.get("weights_kept") is None or r.get("normalized_score", r.get("return")) is None:
+        if r.get("weights_kept") is not None:
+            kept[(r["algo"], r["algo_name"], r["data"], r["pruner"], r["sparsity"])] = r["weights_kept"]
+    budget_of = {r["data"]: (r["dataset"], r.get("max_transitions")) for r in rows}
+    for algo, name, dataset in sorted({(k[0], k[1], budget_of[k[2]][0]) for k in finals}):
+        datas = sorted({k[2] for k in finals if k[:2] == (algo, name) and budget_of[k[2]][0] == dataset},
+                       key=lambda d: (budget_of[d][1] is None, budget_of[d][1] or 0))
+        if all(k[3] == "dense" for k in finals if k[:2] == (algo, name) and k[2] in datas):
             continue
-        k = (r["algo"], r["algo_name"], r["data"], r["pruner"], r["sparsity"], r["seed"])
-        if k not in last or r["step"] > last[k]["step"]:
-            last[k] = r
-    value = lambda r: r["normalized_score"] if r["normalized_score"] is not None else r["return"]  # noqa: E731
-    for algo, name, dataset in sorted({k[:3] for k in last}):
-        sub = [r for k, r in last.items() if k[:3] == (algo, name, dataset)]
-        if all(r["pruner"] == "dense" for r in sub):
-            continue
-        fig, ax = plt.subplots(figsize=(7, 4.4))
-        steps = max(r["step"] for r in sub)
-        colors = iter(PALETTE)
-        markers = iter("os^vP*Xh")
-        pruners = sorted({r["pruner"] for r in sub}, key=lambda p: (p == "dense", p == "narrow", p))
-        counts = sorted({float(r["weights_kept"]) for r in sub})
-        for j, pruner in enumerate(pruners):
-            pts = collections.defaultdict(list)
-            for r in sub:
-                if r["pruner"] == pruner:
-                    pts[r["sparsity"]].append(r)
-            # methods at one weight count are offset by a few percent so that none hides another
-            shift = 1.0 + 0.04 * (j - (len(pruners) - 1) / 2) if pruner != "dense" else 1.0
-            xs = np.array([np.mean([r["weights_kept"] for r in v]) for _, v in sorted(pts.items())]) * shift
-            ys = [np.array([value(r) for r in v]) for _, v in sorted(pts.items())]
-            mean = np.array([y.mean() for y in ys])
-            sd = np.array([y.std(ddof=1) if y.size > 1 else 0.0 for y in ys])
-            order = np.argsort(xs)
-            if pruner == "dense":
-                ax.errorbar(xs, mean, yerr=sd, fmt="s", color="black", ms=8, capsize=3,
-                            label=f"dense, full size (n={ys[0].size})")
-                continue
-            style = (dict(color="black", ls="--", marker="D") if pruner == "narrow"
-                     else dict(color=next(colors), marker=next(markers)))
-            label = "narrow dense (same weights)" if pruner == "narrow" else pruner_name(pruner)
-            (line,) = ax.plot(xs[order], mean[order], lw=1.8, ms=7, label=label, **style)
-            ax.errorbar(xs[order], mean[order], yerr=sd[order], fmt="none", ecolor=line.get_color(), capsize=3, lw=1)
-            ax.fill_between(xs[order], (mean - sd)[order], (mean + sd)[order], color=line.get_color(), alpha=0.12, lw=0)
-        ax.set_xscale("log")
-        if counts[-1] / counts[0] < 10:  # within a decade: label the counts themselves, not 1.02x10^4 ...
-            ticks = [c for i, c in enumerate(counts) if i == 0 or c / counts[i - 1] > 1.15]
-            ax.set_xticks(ticks, [_count(c) for c in ticks])
-            ax.minorticks_off()
-            lo, hi = counts[0], counts[-1]
-            ax.set_xlim(lo / 1.15, hi * 1.15)
-        ax.set_xlabel("kernel weights trained (all networks, log scale)")
-        ax.set_ylabel(score_label(sub) + f"\nafter {steps:,} steps")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(frameon=False, loc="best", fontsize=9)
-        ax.set_title(f"{name} on {dataset}: final score vs weights kept\n"
-                     "mean ± std over seeds (methods at one count offset slightly in x)")
+        fig, axes = plt.subplots(1, len(datas), figsize=(6.2 * len(datas), 4.6), squeeze=False, sharey=True)
+        for ax, data in zip(axes[0], datas):
+            _weights_panel(ax, {k: v for k, v in finals.items() if k[:3] == (algo, name, data)}, kept)
+            ax.set_title(budget_text(budget_of[data][1]))
+        axes[0][0].set_ylabel(score_label(rows) + f"\nmean of the last {LAST_EVALS} evaluations")
+        handles = {}
+        for ax in axes[0]:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        fig.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                   ncol=min(len(handles), 4), frameon=False)
+        steps = max(r["step"] for r in rows if (r["algo"], r["dataset"]) == (algo, dataset))
+        fig.suptitle(f"{name} on {dataset}: score vs kernel weights trained, per data budget, after {steps:,} steps\n"
+                     "points = mean over seeds, bars and bands = 95% bootstrap interval of the mean")
         fig.tight_layout()
         path = os.path.join(out_dir, f"score_vs_weights_{algo}_{slug(dataset)}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         files.append(path)
     return files
+
+
+def _weights_panel(ax, finals: Dict, kept: Dict) -> None:
+    """One data budget of :func:`plot_score_vs_weights`."""
+    colors, markers = iter(PALETTE), iter("os^vP*Xh<>")
+    methods = sorted({k[3] for k in finals}, key=lambda p: (p == "dense", p == "narrow", p))
+    counts = [kept[k] for k in finals if k in kept]
+    for j, method in enumerate(methods):
+        ks = sorted((k for k in finals if k[3] == method and k in kept), key=lambda k: kept[k])
+        if not ks:
+            continue
+        # methods at one weight count are offset by a few percent so that none hides another
+        shift = 1.0 + 0.035 * (j - (len(methods) - 1) / 2) if method != "dense" else 1.0
+        xs = np.array([kept[k] for k in ks]) * shift
+        cells = [stats.cell(list(finals[k].values())) for k in ks]
+        mean = np.array([c.mean for c in cells])
+        low = np.array([c.low if c.low is not None else c.mean for c in cells])
+        high = np.array([c.high if c.high is not None else c.mean for c in cells])
+        n = "/".join(str(x) for x in sorted({c.n for c in cells}))
+        if method == "dense":
+            ax.errorbar(xs, mean, yerr=[mean - low, high - mean], fmt="s", color="black", ms=8, capsize=3,
+                        label=f"dense, full size (n={n})")
+            continue
+        style = (dict(color="black", ls="--", marker="D") if method == "narrow"
+                 else dict(color=next(colors), marker=next(markers)))
+        label = ("narrow dense, same weights" if method == "narrow" else pruner_name(method)) + f" (n={n})"
+        (line,) = ax.plot(xs, mean, lw=1.8, ms=7, label=label, **style)
+        ax.errorbar(xs, mean, yerr=[mean - low, high - mean], fmt="none", ecolor=line.get_color(), capsize=3, lw=1)
+        if len(xs) > 1:
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.12, lw=0)
+    ax.set_xscale("log")
+    if counts and max(counts) / min(counts) < 10:  # within a decade: label the counts themselves
+        ticks = sorted(set(counts))
+        ticks = [c for i, c in enumerate(ticks) if i == 0 or c / ticks[i - 1] > 1.15]
+        ax.set_xticks(ticks, [_count(c) for c in ticks])
+        ax.minorticks_off()
+        ax.set_xlim(min(counts) / 1.2, max(counts) * 1.2)
+    ax.set_xlabel("kernel weights trained (all networks, log scale)")
+    ax.grid(alpha=0.3, which="both")

@@ -12,7 +12,7 @@ import numpy as np
 from sparse_orl.algos import make_algorithm
 from sparse_orl.config import PruneConfig
 from sparse_orl.data import dataset_on_disk, load_dataset, to_device
-from sparse_orl.train.runs import init_runs, make_train_chunk
+from sparse_orl.trainer.runs import init_runs, make_train_chunk
 from sparse_orl.job import evaluation
 from sparse_orl.data import guess_env_id
 from sparse_orl.data.transitions import DatasetInfo, Transitions

@@ -6,8 +6,8 @@ splitting costs more than it gains: one core per block of runs, with no threads 
 between them, trains more runs per second (docs/design.md, "CPU devices": TD3+BC 389 -> 566
 aggregate steps/s on this project's 2-core CPU, 5 runs). :func:`split_cpu` asks JAX for
 ``n`` CPU devices and turns off Eigen's intra-op threads; the runs mesh
-(:mod:`sparse_orl.train.sharding`) then gives each device its own block of runs, and
-:func:`sparse_orl.train.runs.make_train_chunk` runs the blocks as one ``shard_map`` program.
+(:mod:`sparse_orl.trainer.sharding`) then gives each device its own block of runs, and
+:func:`sparse_orl.trainer.runs.make_train_chunk` runs the blocks as one ``shard_map`` program.
 
 Both settings are process-wide and fixed when JAX starts its backends, so this must be
 called before any JAX computation; ``launch`` calls it from ``--cpu_devices``.

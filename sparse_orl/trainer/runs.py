@@ -9,8 +9,8 @@ the dataset is replicated. A run whose losses turn non-finite is frozen (its
 state is reset to the start of the chunk in which it broke and never advances
 again) and flagged with the step where it broke.
 
-Placing runs on devices and hosts: :mod:`sparse_orl.train.sharding`. The algorithm is any
-:class:`sparse_orl.algos.Algorithm`; runs start from :func:`sparse_orl.train.initialize.init_state`.
+Placing runs on devices and hosts: :mod:`sparse_orl.trainer.sharding`. The algorithm is any
+:class:`sparse_orl.algos.Algorithm`; runs start from :func:`sparse_orl.trainer.initialize.init_state`.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from jax.sharding import Mesh, PartitionSpec as P
 from sparse_orl.algos.base import Algorithm, TrainState
 from sparse_orl.config.prune import PruneConfig
 from sparse_orl.data.transitions import Transitions, sample_batch
-from sparse_orl.train.initialize import init_state
-from sparse_orl.train.sharding import replicated, runs_sharding
+from sparse_orl.trainer.initialize import init_state
+from sparse_orl.trainer.sharding import replicated, runs_sharding
 
 
 @struct.dataclass
@@ -132,7 +132,7 @@ def make_train_chunk(agent: Algorithm, batch_size: int, num_steps: Optional[int]
     ``mesh``: the runs axis is split over its devices and every device runs its own
     block with the same loop (``shard_map``): no traffic between devices inside a
     chunk. This is also how a CPU split into single-threaded devices (one per core,
-    :func:`sparse_orl.train.devices.split_cpu`) runs two blocks of runs at once.
+    :func:`sparse_orl.trainer.devices.split_cpu`) runs two blocks of runs at once.
     """
     runs_loop = resolve_runs_loop(runs_loop, mesh)
 

@@ -1,0 +1,128 @@
+"""The report's Markdown tables: scores, the sparse-versus-narrow verdict, training speed, stored size.
+
+Every score is a run's mean normalized score over its last evaluations; every cell is mean ± sample
+std [95% bootstrap interval] over seeds (:mod:`sparse_orl.report.stats`).
+"""
+from __future__ import annotations
+
+import collections
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from sparse_orl.report import stats
+from sparse_orl.report.data import MB, final_scores, nearest_level, pct, pruner_name, size_summary
+
+WEIGHT_MATCH = 0.10  # a narrow network "has the same weights" as a sparse one within this relative difference
+
+
+def _order(k) -> Tuple:
+    """Dense first, then the methods by name, then sparsity."""
+    return (k[0], k[1], k[2], k[3] != "dense", k[3] == "narrow", k[3], k[4])
+
+
+def score_table(rows: Sequence[Dict]) -> List[str]:
+    """One row per configuration: seeds, the last step, mean ± std [95% CI], min and max over seeds."""
+    finals = final_scores(rows)
+    last_step: Dict = {}
+    for r in rows:
+        k = (r["algo"], r["algo_name"], r["data"], r["pruner"], r["sparsity"])
+        last_step[k] = max(last_step.get(k, 0), r["step"])
+    lines = ["| algorithm | data | method | sparsity | seeds | step | score: mean ± std [95% CI] | min | max |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for k in sorted(finals, key=_order):
+        vals = list(finals[k].values())
+        lines.append(f"| {k[1]} | {k[2]} | {pruner_name(k[3])} | {pct(k[4])} | {len(vals)} | {last_step[k]:,} | "
+                     f"{stats.cell(vals).text()} | {min(vals):.1f} | {max(vals):.1f} |")
+    return lines
+
+
+def _kept(rows: Sequence[Dict]) -> Dict[Tuple, float]:
+    """{(algo, algo_name, data, pruner, sparsity): mean kernel weights trained per run}."""
+    acc = collections.defaultdict(list)
+    for r in rows:
+        if r.get("weights_kept") is not None:
+            acc[(r["algo"], r["algo_name"], r["data"], r["pruner"], r["sparsity"])].append(r["weights_kept"])
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def matched_narrow(key: Tuple, kept: Dict[Tuple, float]) -> Optional[Tuple]:
+    """The narrow configuration whose weight count is closest to ``key``'s (same algorithm and data),
+    within :data:`WEIGHT_MATCH`; the same sparsity label wins a tie."""
+    if key not in kept:
+        return None
+    cands = [k for k in kept if k[:3] == key[:3] and k[3] == "narrow"]
+    if not cands:
+        return None
+    best = min(cands, key=lambda k: (abs(kept[k] / kept[key] - 1), k[4] != key[4]))
+    return best if abs(kept[best] / kept[key] - 1) <= WEIGHT_MATCH else None
+
+
+def verdict_table(rows: Sequence[Dict]) -> List[str]:
+    """Each sparse configuration against the narrow dense network with the same weight count (and the full
+    dense network): the paired difference with its 95% interval, and what the interval allows saying."""
+    finals, kept = final_scores(rows), _kept(rows)
+    lines = ["| algorithm | data | sparse method | sparsity | weights | sparse | narrow, same weights | "
+             "sparse − narrow [95% CI] | verdict | dense | sparse − dense [95% CI] |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for k in sorted(finals, key=_order):
+        if k[3] in ("dense", "narrow"):
+            continue
+        n = matched_narrow(k, kept)
+        dense = next((d for d in finals if d[:3] == k[:3] and d[3] == "dense"), None)
+        sparse_cell = stats.cell(list(finals[k].values()))
+        row = f"| {k[1]} | {k[2]} | {pruner_name(k[3])} | {pct(k[4])} | {kept.get(k, float('nan')):,.0f} | " \
+              f"{sparse_cell.text()} | "
+        if n is None:
+            row += "— | — | no narrow network with the same weights | "
+        else:
+            diff = stats.difference(finals[n], finals[k])
+            row += f"{stats.cell(list(finals[n].values())).text()} | {diff.text()} | " \
+                   f"{diff.verdict('sparse', 'narrow')} | "
+        if dense is None:
+            row += "— | — |"
+        else:
+            dd = stats.difference(finals[dense], finals[k])
+            row += f"{stats.cell(list(finals[dense].values())).text()} | {dd.text()} |"
+        lines.append(row)
+    return lines if len(lines) > 2 else []
+
+
+def speed_table(rows: Sequence[Dict]) -> List[str]:
+    """Training throughput per configuration in one unit for every row: run-steps per second of its
+    program (its per-run steps/s times its runs; on a CPU the runs take turns), with the run count and
+    the weights trained."""
+    seen = collections.defaultdict(list)
+    for r in rows:
+        sps, n = r.get("train_steps_per_s"), r.get("program_runs")
+        k = (r["algo_name"], r["data"], r["pruner"], r["sparsity"])
+        seen[k].append((r.get("weights_kept"), None if sps is None or n is None else sps * n, n))
+    lines = ["| algorithm | data | method | sparsity | weights trained | run-steps/s of its program | runs in it |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for k in sorted(seen, key=lambda k: (k[0], k[1], k[2] != "dense", k[2], k[3])):
+        kept = [v[0] for v in seen[k] if v[0] is not None]
+        agg = [v[1] for v in seen[k] if v[1] is not None]
+        runs = seen[k][0][2]
+        lines.append(f"| {k[0]} | {k[1]} | {pruner_name(k[2])} | {pct(k[3])} | "
+                     + (f"{int(np.mean(kept)):,}" if kept else "n/a") + " | "
+                     + (f"{np.mean(agg):,.0f}" if agg else "n/a") + f" | {runs if runs else 'n/a'} |")
+    return lines
+
+
+def storage_table(sizes: Sequence[Dict], networks: Dict[str, str], sparsity: float = 0.95
+                  ) -> Tuple[List[str], Optional[float]]:
+    """Table 1: stored MB per network at the level nearest ``sparsity`` (dense, torch COO, ours)."""
+    table = size_summary(sizes)
+    level = nearest_level([k[4] for k in table], sparsity)
+    if level is None:
+        return ["(no sparse runs with final params)"], None
+    lines = ["| algorithm | data | network | params | kept weights | dense MB | torch COO MB | ours MB | "
+             "dense / COO | dense / ours |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for k in sorted((k for k in table if k[4] == level),
+                    key=lambda k: (k[0], k[1], k[2], list(networks).index(k[3]) if k[3] in networks else 99)):
+        v = table[k]
+        lines.append(f"| {k[1]} | {k[2]} | {networks.get(k[3], k[3])} | {int(v['params']):,} | "
+                     f"{v['kept']:,.0f} | {v['dense'] / MB:.4f} | {v['coo'] / MB:.4f} | {v['compact'] / MB:.4f} | "
+                     f"{v['dense'] / v['coo']:.2f}x | {v['dense'] / v['compact']:.2f}x |")
+    return lines, level
