@@ -73,7 +73,8 @@ def act(program: Dict[str, Any], params, obs, key: jax.Array, compute_dtype=jnp.
     """Actions for normalized ``obs`` (..., obs_dim): the noise drawn from ``key`` (one noise: ``key``
     itself; several: ``split(key, n)`` in the program's order), then :func:`run_program`."""
     noise = program.get("noise", {})
-    keys = [key] if len(noise) == 1 else list(jax.random.split(key, max(len(noise), 1)))
+    # without noise the key is never read (a deterministic policy may be given key=None)
+    keys = [key] if len(noise) <= 1 else list(jax.random.split(key, len(noise)))
     values = {"obs": obs}
     for k, (name, spec) in zip(keys, noise.items()):
         shape = obs.shape[:-1] + tuple(int(d) for d in spec["shape"])

@@ -42,7 +42,7 @@ import optax
 from flax import struct
 
 from sparse_orl import pruning
-from sparse_orl.algos import acting
+from sparse_orl.algos import acting, compact_params
 from sparse_orl.data.transitions import Transitions
 from sparse_orl.fields import check_fields, field_values, option
 
@@ -65,8 +65,17 @@ class TrainState:
 
     @property
     def masks(self) -> Params:
-        """{network: mask pytree}, read from the masked optimizers' states."""
+        """{network: mask pytree}, read from the masked optimizers' states (a compact kernel's: the 0/1
+        validity of its values; :meth:`dense_masks` gives dense-shaped masks in every format)."""
         return {k: v.masks for k, v in self.opt_state.items()}
+
+    def dense_masks(self) -> Params:
+        """{network: dense 0/1 masks shaped like :meth:`dense_params`}."""
+        return {k: compact_params.dense_masks(self.params[k], v.masks) for k, v in self.opt_state.items()}
+
+    def dense_params(self) -> Params:
+        """The params with every compact kernel as its dense kernel (zeros at pruned positions)."""
+        return compact_params.densify(self.params)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,9 +107,12 @@ def twin_init(module, keys: Tuple[jax.Array, jax.Array], *inputs) -> Params:
 
 
 def polyak(targets: Params, params: Params, tau: float) -> Params:
-    """(1 − τ)·t + τ·p for every leaf of ``targets`` (the matching subtrees of ``params``)."""
-    return jax.tree_util.tree_map(lambda t, p: (1.0 - tau) * t + tau * p, targets,
-                                  {k: params[k] for k in targets})
+    """(1 − τ)·t + τ·p for every weight of ``targets`` (the matching subtrees of ``params``); a compact
+    kernel's values move, its fixed indices stay."""
+    new = {k: params[k] for k in targets}
+    t_values, rebuild = compact_params.split(targets)
+    p_values, _ = compact_params.split(new)
+    return rebuild(jax.tree_util.tree_map(lambda t, p: (1.0 - tau) * t + tau * p, t_values, p_values))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,18 +238,24 @@ class Algorithm:
     metric_names: ClassVar[Tuple[str, ...]] = ()
 
     def init_state(self, params: Params, masks: Params, obs_mean, obs_std) -> TrainState:
-        """State at step 0: masked params (given), Polyak targets = params, masked optimizers."""
+        """State at step 0: masked params (given), Polyak targets = params, masked optimizers (over a compact
+        kernel's values, its padding masked)."""
         txs = self.optimizers()
-        opt_state = {k: pruning.masked(txs[k], masks[k]).init(v) for k, v in params.items()}
+        opt_state = {}
+        for k, v in params.items():
+            values, _ = compact_params.split(v)
+            opt_state[k] = pruning.masked(txs[k], compact_params.values_masks(v, masks[k])).init(values)
         targets = {k: params[k] for k in self.target_networks if k in params}
         return TrainState(params, targets, opt_state, jnp.asarray(obs_mean, jnp.float32),
                           jnp.asarray(obs_std, jnp.float32), jnp.zeros((), jnp.int32))
 
     def update(self, name: str, loss_fn, params, opt_state, batch):
-        """One masked optimizer step of network ``name`` on ``loss_fn(params, batch)``."""
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-        updates, opt_state = pruning.masked(self.optimizers()[name], None).update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        """One masked optimizer step of network ``name`` on ``loss_fn(params, batch)`` (a compact kernel's
+        values are what trains; its indices stay fixed)."""
+        values, rebuild = compact_params.split(params)
+        loss, grads = jax.value_and_grad(lambda v, b: loss_fn(rebuild(v), b))(values, batch)
+        updates, opt_state = pruning.masked(self.optimizers()[name], None).update(grads, opt_state, values)
+        return rebuild(optax.apply_updates(values, updates)), opt_state, loss
 
     def polyak(self, targets: Params, params: Params) -> Params:
         """The Polyak step of every target network, rate ``config.tau``."""

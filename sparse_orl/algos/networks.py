@@ -17,6 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparse_orl.algos.compact_params import is_compact
+from sparse_orl.kernels import sparse_matmul
+
 Array = jax.Array
 
 
@@ -107,14 +110,21 @@ class Dense(nn.Module):
             k_init, b_init = orthogonal_init(float(np.sqrt(2.0))), nn.initializers.zeros_init()
         else:
             raise ValueError(f"unknown init scheme {self.init_scheme!r} (expected 'torch', 'flax' or 'orthogonal')")
-        kernel = self.param("kernel", k_init, (fan_in, self.features), jnp.float32)
+        if self.has_variable("params", "kernel") and is_compact(self.get_variable("params", "kernel")):
+            kernel = self.get_variable("params", "kernel")  # compact format: kept values + fixed indices
+        else:
+            kernel = self.param("kernel", k_init, (fan_in, self.features), jnp.float32)
         bias = self.param("bias", b_init, (self.features,), jnp.float32)
         return dense(x, kernel, bias, self.compute_dtype)
 
 
-def dense(x: Array, kernel: Array, bias: Array, compute_dtype: Any = jnp.float32) -> Array:
+def dense(x: Array, kernel, bias: Array, compute_dtype: Any = jnp.float32) -> Array:
     """x @ kernel + bias; with ``compute_dtype=bfloat16`` the product takes bfloat16 inputs and a
-    float32 accumulator. The one affine map of every network and of the acting interpreter."""
+    float32 accumulator. A compact kernel (kept values + fixed indices) multiplies with the sparse
+    kernels, in float32 (:func:`sparse_orl.kernels.sparse_matmul`). The one affine map of every
+    network and of the acting interpreter."""
+    if is_compact(kernel):
+        return sparse_matmul(x, kernel.values, kernel.index) + bias
     if compute_dtype == jnp.float32:
         y = jnp.dot(x, kernel)
     else:

@@ -48,6 +48,11 @@ class RunSettings:
     width_multiplier: float = option(1.0, "Hidden widths of the pruned networks times this: with a higher "
                                      "--sparsity, a wider sparse network with about as many weights "
                                      "(sparse-wide).", low=0, low_open=True)
+    sparse_format: str = option("auto", "How pruned kernels train: masked (a 0/1 mask times a dense kernel: the "
+                                "dense cost), compact (kept values plus indices, CPU kernels: the kept weights' "
+                                "cost), or auto (compact on the CPU for each layer where it measures faster, "
+                                "masked elsewhere). The same masks and results up to float rounding.",
+                                choices=("auto", "masked", "compact"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +174,9 @@ class ExperimentConfig(RunSettings):
 # Job options added after workdirs were first written: at these values they are left out of the
 # comparison (and of sweep program hashes), so an older config.json still matches.
 JOB_DEFAULTS = {"max_transitions": None, "width_multiplier": 1.0}
+# How a job trains, not what: left out of its identity (a format change is checked against the
+# checkpoints instead, see sparse_orl.job.program).
+JOB_HOW = ("sparse_format",)
 
 
 def upgrade_config_dict(d: Dict[str, Any]) -> Dict[str, Any]:
@@ -188,7 +196,8 @@ def comparable_config(d: Dict[str, Any]) -> Dict[str, Any]:
     workdir path left out (a moved workdir still resumes), and options added later dropped at their
     defaults, so a config written before a library upgrade still matches."""
     d = upgrade_config_dict(d)
-    d = {k: v for k, v in d.items() if k != "workdir" and not (k in JOB_DEFAULTS and v == JOB_DEFAULTS[k])}
+    d = {k: v for k, v in d.items()
+         if k != "workdir" and k not in JOB_HOW and not (k in JOB_DEFAULTS and v == JOB_DEFAULTS[k])}
     if isinstance(d.get("agent"), dict):  # an agent option added later, at its default
         d["agent"] = {k: v for k, v in d["agent"].items() if not (k == "vae_score" and v == "train")}
     if "prunes" in d:

@@ -24,11 +24,14 @@ from sparse_orl.job import hooks as hooks_lib
 from sparse_orl.job.data import JobData
 from sparse_orl.job.loop import host_loop
 from sparse_orl.job.progress import ChunkSizer, group_name, group_of
+from sparse_orl.store.atomic import atomic_write_json, read_json
+from sparse_orl.store.checkpoint import checkpoint_steps
 from sparse_orl.store.checkpoint import Checkpointer, abstract_like
 from sparse_orl.store.final import save_final
 from sparse_orl.store.metrics_log import MetricsLog
 from sparse_orl.store.summary import Eval, RunResult, Summary, write_summary
 from sparse_orl.store.workdir import provenance, score_reference
+from sparse_orl.trainer import compact
 from sparse_orl.trainer.runs import init_runs, make_act_fn, make_train_chunk, take_runs
 from sparse_orl.trainer.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding, to_global, to_host
 
@@ -46,6 +49,9 @@ class Program:
     @property
     def workdir(self) -> str:
         return self.config.workdir
+
+
+FORMAT_FILE = "sparse_format.json"  # in a program's workdir: its compact layers, fixed when it first started
 
 
 def identity(config: ExperimentConfig, dataset_sha256: Optional[str] = None) -> Dict:
@@ -124,7 +130,7 @@ class Names:
 
 def _mask_reports(states, names: Names, warn: bool, log: Log, max_transitions, num_transitions: int):
     """Per run, what each network's mask keeps; logs the kept count of every group before training."""
-    host = to_host(states.agent.masks)
+    host = to_host(compact.dense_view(states.agent)[1])
     reports = [pruning.masks_report(take_runs(host, i), warn=warn,
                                     context=f"{names.labels[i]}, seed {names.seeds[i]}, sparsity {names.levels[i]}")
                for i in range(len(names.labels))]
@@ -178,7 +184,8 @@ def _save(program: Program, names: Names, states, agent_cfg, job: JobData) -> No
     """``final/params.npz`` and ``final/runs.json`` of every run."""
     n, info = len(names.labels), job.info
     a = states.agent
-    params, masks, f_mean, f_std = to_host((a.params, a.masks, a.obs_mean, a.obs_std))
+    params, masks = compact.dense_view(a)
+    params, masks, f_mean, f_std = to_host((params, masks, a.obs_mean, a.obs_std))
     save_final(program.workdir, [{"seed": names.seeds[i], "sparsity": names.levels[i], "pruner": names.labels[i]}
                                  for i in range(n)],
                take_runs(params, slice(0, n)), take_runs(masks, slice(0, n)), np.asarray(f_mean)[:n],
@@ -186,8 +193,31 @@ def _save(program: Program, names: Names, states, agent_cfg, job: JobData) -> No
                                                              "max_action": info.max_action, "env_id": job.env_id})
 
 
+def _in_format(program: Program, agent, states, fmt: str, mesh, log: Log, main: bool):
+    """The run states with the program's compact layers compact (:mod:`sparse_orl.trainer.compact`): the
+    plan recorded in its workdir when it first started (a resume trains exactly the same layout), else
+    planned now and recorded."""
+    path = os.path.join(program.workdir, FORMAT_FILE)
+    started = bool(checkpoint_steps(program.workdir))
+    if started and os.path.exists(path):
+        plan = read_json(path, "format file").get("layers", {})
+    elif fmt == "compact" and not started:
+        host = to_host(states.agent)
+        plan = compact.plan_layers(host.params, host.masks, program.config.sparse_format, program.config.batch_size)
+    else:  # masked, or checkpoints of a job that started before formats were recorded
+        plan = {}
+    if main:
+        atomic_write_json(path, {"format": "compact" if plan else "masked", "layers": plan})
+    text = compact.describe(plan)
+    if text:
+        log(text)
+    if not any(v["compact"] for v in plan.values()):
+        return states
+    return to_global(states.replace(agent=compact.to_compact(agent, states.agent, plan)), runs_sharding(mesh))
+
+
 def run_program(program: Program, job: JobData, log: Log, logs: LogConfig, stop=None,
-                stop_at: Optional[int] = None, main: bool = True) -> Summary:
+                stop_at: Optional[int] = None, main: bool = True, fmt: str = "masked") -> Summary:
     """Train, evaluate, checkpoint and summarize the runs of ``program``; returns its summary.
 
     ``stop_at`` ends the work abruptly once that step is reached, without a final checkpoint,
@@ -204,6 +234,7 @@ def run_program(program: Program, job: JobData, log: Log, logs: LogConfig, stop=
     states = jax.block_until_ready(_init_states(agent, config, data, job, mesh, r_pad))
     where = f" on {mesh.devices.size} {mesh.devices.flat[0].platform.upper()} devices" if mesh.devices.size > 1 else ""
     log(f"initialized {num_runs} runs ({', '.join(dict.fromkeys(names.labels))}){where} in {time.time() - t0:.1f}s")
+    states = _in_format(program, agent, states, fmt, mesh, log, main)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     try:
         start, states, evals = _restore(ckpt, states, config, num_runs, info.sha256)

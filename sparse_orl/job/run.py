@@ -34,36 +34,68 @@ from sparse_orl.config.prune import PruneConfig
 from sparse_orl.job.data import JobData, load_job_data
 from sparse_orl.job.interrupts import StopSignals
 from sparse_orl.job.narrow import narrow_config
-from sparse_orl.job.program import Program, run_program
+from sparse_orl.job.program import FORMAT_FILE, Program, run_program
+from sparse_orl.store.atomic import atomic_write_json, read_json
 from sparse_orl.store.summary import Summary, read_summary, write_summary
-from sparse_orl.store.workdir import check_workdir, claim_workdir, prepare_workdir
+from sparse_orl.store.workdir import check_workdir, claim_workdir, is_claimed, prepare_workdir
+from sparse_orl.trainer.compact import backend_allows
+
+
 
 Log = Callable[[str], None]
 
 
-def plan_programs(config: ExperimentConfig, job: JobData) -> List[Program]:
-    """The compiled programs of a job: one, or ``main`` plus one per narrow level (see the module docstring)."""
-    if not any(p.is_narrow for p in config.prunes):
-        return [Program("", config)]
-    info = job.info
-    programs = []
+def plan_programs(config: ExperimentConfig, job: JobData, compact: bool = False) -> List[Program]:
+    """The compiled programs of a job: one, or ``main`` plus one per narrow level (see the module docstring).
+
+    ``compact``: the job may train compact kernels, so its dense runs (sparsity 0, nothing to prune) get
+    a program of their own, ``dense``, that trains them dense whatever the format."""
+    narrow = any(p.is_narrow for p in config.prunes)
     others = tuple(p for p in config.prunes if not p.is_narrow)
-    if others:
-        programs.append(Program("main", dataclasses.replace(
-            config, prunes=others, workdir=os.path.join(config.workdir, "programs", "main"))))
+    has_dense = any(sp == 0.0 for _, _, sp in config.runs)
+    has_sparse = any(sp != 0.0 and not config.prunes[m].is_narrow for m, _, sp in config.runs)
+    split_dense = compact and has_dense and has_sparse
+    if not narrow and not split_dense:
+        return [Program("", config)]
+
+    def sub(name, **kw):
+        return dataclasses.replace(config, workdir=os.path.join(config.workdir, "programs", name), **kw)
+
+    programs = []
+    if split_dense or (narrow and not others and 0.0 in config.sparsities):
+        programs.append(Program("dense", sub("dense", prunes=(PruneConfig("dense"),), sparsities=(0.0,))))
+    if has_sparse or (others and not split_dense):
+        levels = tuple(s for s in config.sparsities if s != 0.0) if split_dense else config.sparsities
+        kept = tuple(p for p in others if not p.is_dense) if split_dense else others
+        programs.append(Program("main", sub("main", prunes=kept, sparsities=levels)))
+    info = job.info
     for s in config.sparsities:
-        if s == 0.0:  # sparsity 0 is the dense network, trained once per seed in main (or below)
+        if not narrow or s == 0.0:  # sparsity 0 is the dense network, trained once per seed above
             continue
         cfg, record = narrow_config(config.agent_config, info.obs_dim, info.act_dim, info.max_action, s)
         name = f"narrow-{s:g}"
-        programs.append(Program(name, dataclasses.replace(
-            config, agent=cfg, prunes=(PruneConfig("dense"),), sparsities=(0.0,), width_multiplier=1.0,
-            workdir=os.path.join(config.workdir, "programs", name)), {"sparsity": s, "record": record}))
-    if not others and 0.0 in config.sparsities:  # --pruner=narrow --sparsity=0,...: the dense runs
-        programs.insert(0, Program("main", dataclasses.replace(
-            config, prunes=(PruneConfig("dense"),), sparsities=(0.0,),
-            workdir=os.path.join(config.workdir, "programs", "main"))))
+        programs.append(Program(name, sub(name, agent=cfg, prunes=(PruneConfig("dense"),), sparsities=(0.0,),
+                                          width_multiplier=1.0), {"sparsity": s, "record": record}))
     return programs
+
+
+def job_format(config: ExperimentConfig, workdir: str) -> str:
+    """"compact" if the job may train compact kernels, else "masked": what the workdir recorded when it
+    was claimed (a workdir claimed before formats existed: masked), else what ``--sparse_format`` and
+    this backend allow. An explicit format that contradicts the workdir's is refused."""
+    path = os.path.join(workdir, FORMAT_FILE)
+    recorded = None
+    if is_claimed(workdir):  # a start that failed before anything trained binds nothing
+        recorded = read_json(path, "format file").get("format", "masked") if os.path.exists(path) else "masked"
+    if recorded is not None:
+        if config.sparse_format not in ("auto", recorded):
+            raise ValueError(f"--sparse_format={config.sparse_format}: {workdir} was trained in the {recorded} format; "
+                             f"resume it with --sparse_format={recorded} (or auto), or use a new --workdir")
+        return recorded
+    ok, why = backend_allows(config.sparse_format)
+    if config.sparse_format == "compact" and not ok:
+        raise ValueError(f"--sparse_format=compact cannot run here: {why}")
+    return "compact" if ok else "masked"
 
 
 def run_experiment(config: ExperimentConfig, log: Log = print, stop_at: Optional[int] = None,
@@ -87,10 +119,13 @@ def run_experiment(config: ExperimentConfig, log: Log = print, stop_at: Optional
             log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
             return done
         job = load_job_data(config, warn=lambda m: log(f"warning: {m}"))
-        programs = plan_programs(config, job)
+        fmt = job_format(config, workdir)
+        programs = plan_programs(config, job, compact=fmt == "compact")
         check_workdir(workdir, config, write=main)  # options, data and env are good: the workdir is claimed
+        if main:
+            atomic_write_json(os.path.join(workdir, FORMAT_FILE), {"format": fmt})
         with StopSignals() as stop:
-            return _run_programs(config, programs, job, log, logs, stop, stop_at, main)
+            return _run_programs(config, programs, job, log, logs, stop, stop_at, main, fmt)
     finally:
         if lock is not None:
             lock.release()
@@ -113,16 +148,17 @@ def _finished(workdir: str, summary: Summary) -> bool:
 
 
 def _run_programs(config: ExperimentConfig, programs: List[Program], job: JobData, log: Log, logs: LogConfig,
-                  stop, stop_at: Optional[int], main: bool) -> Summary:
+                  stop, stop_at: Optional[int], main: bool, fmt: str) -> Summary:
     if len(programs) == 1 and not programs[0].name:
-        return _run_one(programs[0], job, log, logs, stop, stop_at, main)
+        return _run_one(programs[0], job, log, logs, stop, stop_at, main, fmt)
     runs, first = [], None
     for p in programs:
         if p.narrow is not None:
             widths = {k: v["widths"] for k, v in p.narrow["record"]["networks"].items()}
             log(f"[{p.name}] dense network of widths {widths}: {p.narrow['record']['kept']:,} kernel weights of the "
                 f"scored networks (the {p.narrow['sparsity']:g}-sparse ones keep {p.narrow['record']['target']:,})")
-        out = _run_one(p, job, lambda m, _n=p.name: log(f"[{_n}] {m}"), logs, stop, stop_at, main)
+        out = _run_one(p, job, lambda m, _n=p.name: log(f"[{_n}] {m}"), logs, stop, stop_at, main,
+                       fmt if p.name == "main" or not p.name else "masked")
         if not out.complete:
             return out
         first = first or out
@@ -135,10 +171,11 @@ def _run_programs(config: ExperimentConfig, programs: List[Program], job: JobDat
     return summary
 
 
-def _run_one(program: Program, job: JobData, log: Log, logs: LogConfig, stop, stop_at, main: bool) -> Summary:
+def _run_one(program: Program, job: JobData, log: Log, logs: LogConfig, stop, stop_at, main: bool,
+             fmt: str) -> Summary:
     """One program in its own workdir (locked and claimed when it is not the job's own)."""
     if not program.name:
-        return run_program(program, job, log, logs, stop, stop_at, main)
+        return run_program(program, job, log, logs, stop, stop_at, main, fmt)
     prepare_workdir(program.workdir)
     lock = claim_workdir(program.workdir) if main else None
     try:
@@ -147,7 +184,7 @@ def _run_one(program: Program, job: JobData, log: Log, logs: LogConfig, stop, st
         if done is not None and done.complete and _finished(program.workdir, done):
             log(f"{program.workdir}: already complete ({program.config.steps} steps); nothing to do")
             return done
-        return run_program(program, job, log, logs, stop, stop_at, main)
+        return run_program(program, job, log, logs, stop, stop_at, main, fmt)
     finally:
         if lock is not None:
             lock.release()

@@ -73,4 +73,4 @@ def supported_isas() -> tuple[str, ...]:
 def warn_unavailable() -> None:
     """One warning line per process, the first time the compact path falls back to pure JAX."""
     warnings.warn(f"sparse_orl.kernels: compiled kernels unavailable ({unavailable_reason()}); "
-                  "using the pure-JAX fallback", RuntimeWarning, stacklevel=3)
+                  "using the pure-JAX fallback", RuntimeWarning, stacklevel=4)

@@ -67,10 +67,11 @@ def from_dense(kernel, mask, k_max: Optional[int] = None) -> CompactKernel:
     """Compact form of ``kernel * mask`` for a flax kernel and mask of shape (in, out).
 
     values[k] = kernel[i_k, j_k] for the kept positions (i_k, j_k) in (output, input) order;
-    padding entries (k ≥ K) get value 0 and index 0. Works on traced arrays (under jit or vmap)
-    when ``k_max`` is given: the index arrays are built with jnp ops of static size. A traced
-    mask with more than ``k_max`` kept weights cannot be checked here; the kernels then reject
-    the index at run time. With ``k_max=None`` the mask must be concrete and K_max = K.
+    padding entries (k ≥ K) get value 0 and index 0. Concrete inputs are converted with NumPy
+    on the host (no compilation). Traced inputs (under jit or vmap) work when ``k_max`` is
+    given: the index arrays are then built with jnp ops of static size. A traced mask with more
+    than ``k_max`` kept weights cannot be checked here; the kernels reject that index at run
+    time. With ``k_max=None`` the mask must be concrete and K_max = K.
     """
     count = kept_count(mask)
     if k_max is None:
@@ -79,10 +80,41 @@ def from_dense(kernel, mask, k_max: Optional[int] = None) -> CompactKernel:
         k_max = count
     elif count is not None and count > k_max:
         raise ValueError(f"mask keeps {count} weights, more than k_max={k_max}")
-    kernel = jnp.asarray(kernel, jnp.float32)
-    keep = jnp.asarray(mask) != 0
-    if kernel.ndim != 2 or kernel.shape != keep.shape:
-        raise ValueError(f"kernel {kernel.shape} and mask {keep.shape} must be the same 2-D shape")
+    if np.ndim(kernel) != 2 or np.shape(kernel) != np.shape(mask):
+        raise ValueError(f"kernel {np.shape(kernel)} and mask {np.shape(mask)} must be the same 2-D shape")
+    host = _concrete(kernel), _concrete(mask)
+    if host[0] is not None and host[1] is not None:
+        return jax.tree.map(jnp.asarray, _from_dense_host(host[0], host[1] != 0, k_max))
+    return _from_dense_traced(jnp.asarray(kernel, jnp.float32), jnp.asarray(mask) != 0, k_max)
+
+
+def _concrete(x) -> Optional[np.ndarray]:
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def _from_dense_host(kernel: np.ndarray, keep: np.ndarray, k_max: int) -> CompactKernel:
+    n_in, n_out = keep.shape
+    keep_t = keep.T  # (out, in): CSR by output unit
+    row_ptr = np.concatenate([[0], np.cumsum(keep_t.sum(axis=1))]).astype(np.int32)
+    pos = np.flatnonzero(keep_t)
+    kept = len(pos)
+    col_idx = np.zeros(k_max, np.int32)
+    col_idx[:kept] = pos % n_in
+    values = np.zeros(k_max, np.float32)
+    values[:kept] = np.asarray(kernel, np.float32).T.ravel()[pos]
+    t_ptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int32)
+    t_in, t_out = np.divmod(np.flatnonzero(keep), n_out)
+    rank = np.cumsum(keep_t, axis=1) - 1  # kept inputs of row j before input i
+    t_row, t_perm = np.zeros(k_max, np.int32), np.zeros(k_max, np.int32)
+    t_row[:kept] = t_out
+    t_perm[:kept] = row_ptr[t_out] + rank[t_out, t_in]
+    return CompactKernel(values, SparseIndex(row_ptr, col_idx, t_ptr, t_row, t_perm))
+
+
+def _from_dense_traced(kernel: jax.Array, keep: jax.Array, k_max: int) -> CompactKernel:
     n_in, n_out = keep.shape
     keep_t = keep.T  # (out, in): CSR by output unit
     row_ptr = _pointers(keep_t.sum(axis=1))

@@ -20,6 +20,14 @@ import logging as pylogging
 
 
 
+def checkpoint_steps(workdir: str) -> List[int]:
+    """Steps of the checkpoints in ``<workdir>/checkpoints``, ascending."""
+    folder = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(folder):
+        return []
+    return sorted(int(n) for n in os.listdir(folder) if n.isdigit())
+
+
 class CheckpointError(RuntimeError):
     pass
 

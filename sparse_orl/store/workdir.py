@@ -17,6 +17,7 @@ import jax
 from sparse_orl.config.job import comparable_config
 from sparse_orl.data import d4rl_reference
 from sparse_orl.store.atomic import atomic_write_json, read_json
+from sparse_orl.store.checkpoint import checkpoint_steps
 import tempfile
 from sparse_orl.store.locks import workdir_lock
 
@@ -75,8 +76,7 @@ def is_claimed(workdir: str) -> bool:
     in one of its programs). An unclaimed workdir's ``config.json`` (a start that failed) is replaced."""
     if any(os.path.exists(os.path.join(workdir, f)) for f in ("summary.json", os.path.join("final", "params.npz"))):
         return True
-    ckpts = os.path.join(workdir, "checkpoints")
-    if os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts)):
+    if checkpoint_steps(workdir):
         return True
     programs = os.path.join(workdir, "programs")
     return os.path.isdir(programs) and any(is_claimed(os.path.join(programs, p)) for p in os.listdir(programs))

@@ -15,7 +15,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 from sparse_orl import algos as algos_lib
 from sparse_orl.config import (MAX_SEED, Option, PruneConfig, RunSettings, agent_config, agent_option_owners,
                                agent_options, check_agent_options, check_names, prune_configs, typed)
-from sparse_orl.config.job import JOB_DEFAULTS
+from sparse_orl.config.job import JOB_DEFAULTS, JOB_HOW
 from sparse_orl.config.prune import PrunerOptions
 from sparse_orl.fields import check_fields, option, specs
 from sparse_orl.report.results import SWEEP_FILE
@@ -79,7 +79,7 @@ class SweepConfig(RunSettings):
         d["agents"] = [a.to_dict() for a in self.agents]
         d["prunes"] = [p.to_dict() for p in self.prunes]
         d = json.loads(json.dumps(d))
-        return {k: v for k, v in d.items() if not (k in JOB_DEFAULTS and v == JOB_DEFAULTS[k])}
+        return {k: v for k, v in d.items() if k not in JOB_HOW and not (k in JOB_DEFAULTS and v == JOB_DEFAULTS[k])}
 
     @classmethod
     def from_grid(cls, workdir: str, grid: Dict[str, Any]) -> "SweepConfig":

@@ -1,18 +1,9 @@
 """Where a sweep program stands on disk: done, partial, pending or corrupt (standard library and the summary schema)."""
 from __future__ import annotations
 
-import os
-from typing import List
 
+from sparse_orl.store.checkpoint import checkpoint_steps
 from sparse_orl.store.summary import read_summary
-
-
-def checkpoint_steps(workdir: str) -> List[int]:
-    """Steps of the checkpoints in ``<workdir>/checkpoints``, ascending."""
-    folder = os.path.join(workdir, "checkpoints")
-    if not os.path.isdir(folder):
-        return []
-    return sorted(int(n) for n in os.listdir(folder) if n.isdigit())
 
 
 def program_status(program) -> str:
