@@ -4,36 +4,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_orl.algos import BCConfig, BCQConfig, make_algorithm, make_config
+from conftest import (ACT, OBS, assert_state_zero_where_pruned, assert_zero_where_pruned, numpy_mlp,
+                      random_transitions, tiny_algorithm)
 from sparse_orl.config import PruneConfig
-from sparse_orl.data.transitions import Transitions
-from sparse_orl.train.runs import init_runs, make_train_chunk, resolve_runs_loop
-
-OBS, ACT = 5, 2
-TINY = dict(actor_hidden=(8, 8), critic_hidden=(8, 8), vae_hidden=(12, 12))
+from sparse_orl.trainer.runs import init_runs, make_train_chunk, resolve_runs_loop
 
 
-def _data(n=300, seed=0):
-    rng = np.random.default_rng(seed)
-    return Transitions(
-        obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        action=jnp.asarray(rng.uniform(-1, 1, size=(n, ACT)), jnp.float32),
-        reward=jnp.asarray(rng.normal(size=n), jnp.float32),
-        next_obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        done=jnp.asarray(rng.uniform(size=n) < 0.2, jnp.float32),
-    )
+def _data():
+    return random_transitions(n=300)
 
 
 # ---- a NumPy forward pass written independently of the flax modules -------------
 def _dense(p, x):
     return x @ np.asarray(p["kernel"], np.float64) + np.asarray(p["bias"], np.float64)
-
-
-def _mlp(p, x):
-    names = sorted(p, key=lambda k: int(k[1:]))
-    for name in names[:-1]:
-        x = np.maximum(_dense(p[name], x), 0.0)
-    return _dense(p[names[-1]], x)
 
 
 def _decode(vae, s, z, max_action=1.0):
@@ -44,17 +27,17 @@ def _decode(vae, s, z, max_action=1.0):
 
 
 def _actor(p, s, a, phi=0.05, max_action=1.0):
-    out = _mlp(p["net"], np.concatenate([s, a], -1))
+    out = numpy_mlp(p["net"], np.concatenate([s, a], -1))
     return np.clip(a + phi * max_action * np.tanh(out), -max_action, max_action)
 
 
 def _q(p, s, a):
-    return _mlp(p["net"], np.concatenate([s, a], -1))[..., 0]
+    return numpy_mlp(p["net"], np.concatenate([s, a], -1))[..., 0]
 
 
 @pytest.mark.parametrize("algo", ["bcq", "bc"])
 def test_critic_target_matches_hand_computation(algo):
-    agent = make_algorithm(make_config(algo, **TINY), OBS, ACT, 1.0)
+    agent = tiny_algorithm(algo)
     params = agent.init_params(jax.random.PRNGKey(0))
     batch = jax.tree_util.tree_map(lambda x: x[:4], _data())
     z = jnp.clip(jax.random.normal(jax.random.PRNGKey(1), (4, 10, agent.latent_dim)), -0.5, 0.5)
@@ -74,7 +57,7 @@ def test_critic_target_matches_hand_computation(algo):
 
 
 def test_bcq_act_is_argmax_q1_and_bc_act_is_clipped_decode():
-    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
+    agent = tiny_algorithm("bcq")
     params = agent.init_params(jax.random.PRNGKey(0))
     obs = _data().obs[:3]
     key = jax.random.PRNGKey(5)
@@ -85,48 +68,36 @@ def test_bcq_act_is_argmax_q1_and_bc_act_is_clipped_decode():
         s = np.repeat(np.asarray(obs[b], np.float64)[None], 10, 0)
         cand = _actor(p["actor"], s, _decode(p["vae"], s, z[b]))
         np.testing.assert_allclose(a[b], cand[np.argmax(_q(p["critic"]["q1"], s, cand))], atol=1e-5)
-    bc = make_algorithm(BCConfig(vae_only=True, **TINY), OBS, ACT, 1.0)
+    bc = tiny_algorithm("bc", vae_only=True)
     z = np.asarray(bc.clipped_latent(key, (3,), 0.25))
     assert np.abs(z).max() <= 0.25
     a = np.asarray(bc.act(params, jnp.zeros(OBS), jnp.ones(OBS), obs, key))
     np.testing.assert_allclose(a, _decode(p["vae"], np.asarray(obs, np.float64), z), atol=1e-5)
 
 
-def _zero_where_pruned(tree, masks):
-    return jax.tree_util.tree_reduce(
-        lambda a, b: a and b,
-        jax.tree_util.tree_map(lambda x, m: bool(np.all(np.asarray(x)[np.asarray(m) == 0] == 0.0)), tree, masks),
-        True,
-    )
-
-
 @pytest.mark.parametrize("pruner", ["snip", "grasp", "random", "magnitude"])
 def test_pruned_weights_stay_exactly_zero(pruner):
-    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
+    agent = tiny_algorithm("bcq")
     data = _data()
-    runs = init_runs(agent, PruneConfig(pruner, snip_batch=50, grasp_batch=60), data, [0], [0.9])
+    score_batch = {"snip": dict(score_batch=50), "grasp": dict(score_batch=60)}.get(pruner, {})
+    runs = init_runs(agent, PruneConfig(pruner, **score_batch), data, [0], [0.9])
     st = runs.agent
-    assert _zero_where_pruned(st.params, st.masks)
+    assert_zero_where_pruned(st.params, st.masks)
     np.testing.assert_array_equal(st.masks["critic"]["q1"]["net"]["l2"]["kernel"],
                                   st.masks["critic"]["q2"]["net"]["l2"]["kernel"])
     runs, metrics = make_train_chunk(agent, 32, 300)(runs, data)
     st = runs.agent
     assert int(st.step[0]) == 300 and np.all(np.isfinite(metrics["critic_loss"]))
-    assert _zero_where_pruned(st.params, st.masks)
-    assert _zero_where_pruned({k: st.target_params[k] for k in st.target_params},
-                              {k: st.masks[k] for k in st.target_params})
-    for name, opt in st.opt_state.items():
-        adam = opt.inner[0]
-        assert _zero_where_pruned(adam.mu, st.masks[name]) and _zero_where_pruned(adam.nu, st.masks[name])
+    assert_state_zero_where_pruned(st)
     # and the kept weights did train
     kept = np.asarray(st.masks["vae"]["d2"]["kernel"]) > 0
     assert kept.sum() > 0
 
 
 def test_vmapped_runs_equal_separate_runs():
-    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
+    agent = tiny_algorithm("bcq")
     data = _data()
-    prune = PruneConfig("snip", snip_batch=50)
+    prune = PruneConfig("snip", score_batch=50)
     seeds, levels = [0, 0, 1, 1], [0.5, 0.9, 0.5, 0.9]
     together = init_runs(agent, prune, data, seeds, levels)
     together, m_all = make_train_chunk(agent, 32, 40, runs_loop="vmap")(together, data)
@@ -141,7 +112,7 @@ def test_vmapped_runs_equal_separate_runs():
 
 def test_runs_loop_map_equals_vmap():
     """Runs one after another (lax.map, the CPU option) give the vmapped results."""
-    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
+    agent = tiny_algorithm("bcq")
     data = _data()
     prune = PruneConfig("random")
     seeds, levels = [0, 1, 2], [0.0, 0.5, 0.9]
@@ -161,8 +132,8 @@ def test_runs_loop_map_equals_vmap():
 
 
 def test_same_seed_same_init_and_nested_snip_masks_across_sparsity():
-    agent = make_algorithm(BCConfig(vae_only=True, **TINY), OBS, ACT, 1.0)
-    runs = init_runs(agent, PruneConfig("snip", snip_batch=50), _data(), [3, 3, 4], [0.0, 0.8, 0.0])
+    agent = tiny_algorithm("bc", vae_only=True)
+    runs = init_runs(agent, PruneConfig("snip", score_batch=50), _data(), [3, 3, 4], [0.0, 0.8, 0.0])
     p, m = runs.agent.params["vae"], runs.agent.masks["vae"]
     for layer in p:
         dense, sparse = np.asarray(p[layer]["kernel"][0]), np.asarray(p[layer]["kernel"][1])
@@ -173,9 +144,9 @@ def test_same_seed_same_init_and_nested_snip_masks_across_sparsity():
 
 @pytest.mark.parametrize("loop", ["map", "vmap"])
 def test_nan_run_is_frozen_and_others_continue(loop):
-    agent = make_algorithm(BCConfig(vae_only=True, **TINY), OBS, ACT, 1.0)
+    agent = tiny_algorithm("bc", vae_only=True)
     data = _data()
-    runs = init_runs(agent, PruneConfig("none"), data, [0, 1], [0.0, 0.0])
+    runs = init_runs(agent, PruneConfig("dense"), data, [0, 1], [0.0, 0.0])
     bad_vae = jax.tree_util.tree_map(lambda x: x.at[1].set(jnp.nan), runs.agent.params["vae"])
     runs = runs.replace(agent=runs.agent.replace(params={"vae": bad_vae}))
     before = jax.tree_util.tree_map(np.asarray, runs.agent.params)
@@ -193,9 +164,9 @@ def test_nan_run_is_frozen_and_others_continue(loop):
 @pytest.mark.parametrize("loop", ["map", "vmap"])
 def test_dynamic_length_chunks_equal_one_fixed_scan(loop):
     """The experiment loop sizes chunks by wall time: 20 + 15 + 5 steps must give the 40-step state."""
-    agent = make_algorithm(BCQConfig(**TINY), OBS, ACT, 1.0)
+    agent = tiny_algorithm("bcq")
     data = _data()
-    prune = PruneConfig("snip", snip_batch=50)
+    prune = PruneConfig("snip", score_batch=50)
     fixed, m_fixed = make_train_chunk(agent, 32, 40, runs_loop=loop)(init_runs(agent, prune, data, [0, 1], [0.5, 0.9]), data)
     dyn = make_train_chunk(agent, 32, None, runs_loop=loop)
     runs = init_runs(agent, prune, data, [0, 1], [0.5, 0.9])

@@ -48,7 +48,7 @@ def test_split_cpu_refuses_bad_counts_and_a_started_backend():
 def test_split_cpu_in_a_fresh_process_gives_single_threaded_devices_and_keeps_xla_flags():
     script = textwrap.dedent("""
         import json, os
-        from sparse_orl.train.devices import split_cpu
+        from sparse_orl.trainer.devices import split_cpu
         split_cpu(3)
         import jax
         print(json.dumps({"devices": jax.device_count(), "flags": os.environ["XLA_FLAGS"]}))

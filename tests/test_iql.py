@@ -4,25 +4,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_orl import deploy, export
-from sparse_orl.algos import IQLConfig, make_algorithm
+from conftest import (ACT, OBS, assert_deploy_acts_like_the_library, assert_zero_where_pruned, random_transitions,
+                      tiny_algorithm, tiny_config)
+from sparse_orl.algos import make_algorithm
 from sparse_orl.algos.iql import ActorBatch, ValueBatch, episode_returns, expectile_loss, gaussian_log_prob
 from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.train.runs import init_runs, make_train_chunk
+from sparse_orl.trainer.runs import init_runs, make_train_chunk
 
-OBS, ACT = 5, 2
-TINY = dict(actor_hidden=(8, 8), critic_hidden=(8, 8), value_hidden=(8, 8))
-
-
-def _data(n=200, seed=0):
-    rng = np.random.default_rng(seed)
-    return Transitions(
-        obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        action=jnp.asarray(rng.uniform(-1, 1, size=(n, ACT)), jnp.float32),
-        reward=jnp.asarray(rng.normal(size=n), jnp.float32),
-        next_obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        done=jnp.asarray(rng.uniform(size=n) < 0.2, jnp.float32))
+_data = random_transitions
 
 
 def test_expectile_and_log_prob_by_hand():
@@ -43,13 +33,13 @@ def test_reward_scaling_uses_episode_returns():
     t = Transitions(obs, np.zeros((4, 1), np.float32), np.asarray([1, 2, 3, 4], np.float32), nxt,
                     np.zeros(4, np.float32))
     np.testing.assert_array_equal(episode_returns(t), [3.0, 7.0])
-    algo = make_algorithm(IQLConfig(**TINY), 2, 1, 1.0)
+    algo = tiny_algorithm("iql", obs_dim=2, act_dim=1)
     np.testing.assert_allclose(algo.preprocess(t, None).reward, np.asarray([1, 2, 3, 4]) * 1000 / 4.0)
-    assert make_algorithm(IQLConfig(**TINY, scale_rewards=False), 2, 1, 1.0).preprocess(t, None) is t
+    assert tiny_algorithm("iql", obs_dim=2, act_dim=1, scale_rewards=False).preprocess(t, None) is t
 
 
 def test_losses_match_hand_computation_and_weights_are_clipped():
-    algo = make_algorithm(IQLConfig(**TINY), OBS, ACT, 1.0)
+    algo = tiny_algorithm("iql")
     p = algo.init_params(jax.random.PRNGKey(0))
     b = jax.tree_util.tree_map(lambda x: x[:6], _data())
     q = algo.q_min(p["critic"], b.obs, b.action)
@@ -70,36 +60,32 @@ def test_losses_match_hand_computation_and_weights_are_clipped():
 
 
 def test_actor_lr_decays_over_the_run():
-    cfg = IQLConfig(**TINY).for_run(1000)
+    cfg = tiny_config("iql").for_run(1000)
     assert cfg.actor_lr_decay_steps == 1000
-    assert IQLConfig(**TINY, actor_lr_decay_steps=50).for_run(1000).actor_lr_decay_steps == 50
+    assert tiny_config("iql", actor_lr_decay_steps=50).for_run(1000).actor_lr_decay_steps == 50
 
 
 @pytest.mark.parametrize("pruner", ["snip", "erk_random"])
 def test_pruned_weights_stay_exactly_zero(pruner):
-    algo = make_algorithm(IQLConfig(**TINY).for_run(150), OBS, ACT, 1.0)
+    algo = make_algorithm(tiny_config("iql").for_run(150), OBS, ACT, 1.0)
     data = _data()
-    runs = init_runs(algo, PruneConfig(pruner, snip_batch=50), data, [0], [0.8])
+    runs = init_runs(algo, PruneConfig(pruner, **({"score_batch": 50} if pruner == "snip" else {})), data, [0], [0.8])
     runs, metrics = make_train_chunk(algo, 32, 150)(runs, data)
     st = runs.agent
     assert all(np.all(np.isfinite(v)) for k, v in metrics.items() if k != "nan_step")
     masks = st.masks
-    for tree in (st.params, {"critic": st.target_params["critic"]}):
-        for name in tree:
-            for x, m in zip(jax.tree_util.tree_leaves(tree[name]), jax.tree_util.tree_leaves(masks[name])):
-                assert np.all(np.asarray(x)[np.asarray(m) == 0] == 0.0)
+    assert_zero_where_pruned(st.params, masks, "params")
+    assert_zero_where_pruned(st.target_params["critic"], masks["critic"], "critic targets")
     for name, opt in st.opt_state.items():
-        adam = opt.inner[0]
-        for x, m in zip(jax.tree_util.tree_leaves(adam.mu), jax.tree_util.tree_leaves(masks[name])):
-            assert np.all(np.asarray(x)[np.asarray(m) == 0] == 0.0)
+        assert_zero_where_pruned(opt.inner[0].mu, masks[name], f"{name} adam mu")
     assert np.all(np.asarray(masks["actor"]["log_std"]) == 1.0)  # not a kernel: never pruned
 
 
 def test_value_mask_does_not_depend_on_the_critic_loss():
-    algo = make_algorithm(IQLConfig(**TINY), OBS, ACT, 1.0)
+    algo = tiny_algorithm("iql")
     data = _data()
-    a = init_runs(algo, PruneConfig("snip", snip_batch=50), data, [0], [0.9]).agent.masks
-    b = init_runs(algo, PruneConfig("snip", snip_batch=50), data.replace(reward=data.reward + 10.0),
+    a = init_runs(algo, PruneConfig("snip", score_batch=50), data, [0], [0.9]).agent.masks
+    b = init_runs(algo, PruneConfig("snip", score_batch=50), data.replace(reward=data.reward + 10.0),
                   [0], [0.9]).agent.masks
     for net in ("value", "actor"):  # the rewards reach only the critic's loss
         for x, y in zip(jax.tree_util.tree_leaves(a[net]), jax.tree_util.tree_leaves(b[net])):
@@ -109,18 +95,9 @@ def test_value_mask_does_not_depend_on_the_critic_loss():
 
 
 def test_deploy_acts_with_the_mean_like_the_library(tmp_path):
-    algo = make_algorithm(IQLConfig(**TINY), OBS, ACT, 1.0)
+    algo = tiny_algorithm("iql")
     st = jax.tree_util.tree_map(lambda x: x[0], init_runs(algo, PruneConfig("erk_random"), _data(), [0], [0.7]).agent)
-    params = jax.tree_util.tree_map(np.asarray, st.params)
-    masks = jax.tree_util.tree_map(np.asarray, st.masks)
-    meta = {"config": algo.config.to_dict() | {"obs_dim": OBS, "act_dim": ACT, "max_action": 1.0},
-            "acting": algo.acting_program()}
-    path = str(tmp_path / "iql.soc")
-    export.save_compact(path, {"actor": params["actor"]}, {"actor": masks["actor"]}, meta)
-    obs = np.asarray(_data().obs[:9])
-    want = np.asarray(algo.act(st.params, st.obs_mean, st.obs_std, obs, None))
-    for sparse in (False, True):
-        np.testing.assert_allclose(deploy.Policy.load(path, sparse=sparse).act(obs), want, rtol=1e-5, atol=1e-5)
+    assert_deploy_acts_like_the_library(tmp_path, algo, st, np.asarray(_data().obs[:9]))
 
 
 @pytest.mark.parametrize("shape", [(17, 256), (256, 256), (256, 6)])

@@ -11,7 +11,7 @@ from conftest import random_transitions
 from sparse_orl import config as options_lib
 from sparse_orl.algos import IQLConfig, TD3BCConfig, make_algorithm
 from sparse_orl.config import PruneConfig, canonical_prune_dict
-from sparse_orl.train.runs import init_runs, make_train_chunk
+from sparse_orl.trainer.runs import init_runs, make_train_chunk
 from sparse_orl.store.workdir import comparable_config
 
 OBS, ACT = 5, 2

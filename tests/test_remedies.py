@@ -8,7 +8,7 @@ import pytest
 
 from sparse_orl.report import diagnostics, pruning
 from sparse_orl.algos import BCConfig, make_algorithm
-from sparse_orl.train.initialize import init_state
+from sparse_orl.trainer.initialize import init_state
 from sparse_orl.config import PruneConfig
 from sparse_orl.data.transitions import Transitions
 from sparse_orl.algos.networks import MLP

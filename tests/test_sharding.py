@@ -19,8 +19,8 @@ SCRIPT = textwrap.dedent(r"""
     from sparse_orl.algos import BCQConfig
     from sparse_orl.config import PruneConfig
     from sparse_orl.data.transitions import Transitions
-    from sparse_orl.train.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding
-    from sparse_orl.train.runs import init_runs, make_train_chunk
+    from sparse_orl.trainer.sharding import padded_num_runs, replicated, runs_mesh, runs_sharding
+    from sparse_orl.trainer.runs import init_runs, make_train_chunk
 
     sharded, out = sys.argv[1] == "mesh", sys.argv[2]
     cfg = BCQConfig(actor_hidden=(8, 8), critic_hidden=(8, 8), vae_hidden=(8, 8))
@@ -117,8 +117,8 @@ IQL_SCRIPT = textwrap.dedent(r"""
     from sparse_orl.algos import IQLConfig, make_algorithm
     from sparse_orl.config import PruneConfig
     from sparse_orl.data.transitions import Transitions
-    from sparse_orl.train.sharding import replicated, runs_mesh
-    from sparse_orl.train.runs import init_runs, make_train_chunk
+    from sparse_orl.trainer.sharding import replicated, runs_mesh
+    from sparse_orl.trainer.runs import init_runs, make_train_chunk
 
     agent = make_algorithm(IQLConfig(actor_hidden=(8, 8), critic_hidden=(8, 8), value_hidden=(8, 8)), 3, 2, 1.0)
     k = jax.random.split(jax.random.PRNGKey(1), 5)

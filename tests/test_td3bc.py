@@ -4,38 +4,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_orl import deploy, export
-from sparse_orl.algos import TD3BCConfig, make_algorithm
+from conftest import (ACT, OBS, assert_deploy_acts_like_the_library, assert_state_zero_where_pruned, numpy_mlp,
+                      random_transitions, tiny_algorithm)
 from sparse_orl.algos.td3bc import ActorBatch
 from sparse_orl.config import PruneConfig
-from sparse_orl.data.transitions import Transitions
-from sparse_orl.train.runs import init_runs, make_train_chunk
+from sparse_orl.trainer.runs import init_runs, make_train_chunk
 
-OBS, ACT = 5, 2
-TINY = dict(actor_hidden=(8, 8), critic_hidden=(8, 8))
-
-
-def _data(n=200, seed=0):
-    rng = np.random.default_rng(seed)
-    return Transitions(
-        obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        action=jnp.asarray(rng.uniform(-1, 1, size=(n, ACT)), jnp.float32),
-        reward=jnp.asarray(rng.normal(size=n), jnp.float32),
-        next_obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        done=jnp.asarray(rng.uniform(size=n) < 0.2, jnp.float32))
-
-
-def _mlp(p, x):
-    names = sorted(p, key=lambda k: int(k[1:]))
-    for name in names:
-        x = x @ np.asarray(p[name]["kernel"], np.float64) + np.asarray(p[name]["bias"], np.float64)
-        if name != names[-1]:
-            x = np.maximum(x, 0)
-    return x
+_data = random_transitions
+_mlp = numpy_mlp
 
 
 def test_target_and_actor_loss_match_hand_computation():
-    algo = make_algorithm(TD3BCConfig(**TINY), OBS, ACT, 2.0)
+    algo = tiny_algorithm("td3bc", max_action=2.0)
     params = algo.init_params(jax.random.PRNGKey(0))
     b = jax.tree_util.tree_map(lambda x: x[:6], _data())
     key = jax.random.PRNGKey(3)
@@ -55,8 +35,8 @@ def test_target_and_actor_loss_match_hand_computation():
 
 
 def test_policy_delay_targets_move_only_on_actor_steps():
-    algo = make_algorithm(TD3BCConfig(**TINY, normalize_obs=False), OBS, ACT, 1.0)
-    runs = init_runs(algo, PruneConfig("none"), _data(), [0], [0.0])
+    algo = tiny_algorithm("td3bc", normalize_obs=False)
+    runs = init_runs(algo, PruneConfig("dense"), _data(), [0], [0.0])
     st0 = jax.tree_util.tree_map(lambda x: x[0], runs.agent)
     batch = jax.tree_util.tree_map(lambda x: x[:32], _data())
     st1, m1 = jax.jit(algo.train_step)(st0, batch, jax.random.PRNGKey(1))  # step 1: critic only
@@ -79,7 +59,7 @@ def test_policy_delay_is_a_branch_under_vmap_and_map_equals_vmap():
     (vmap turns a ``lax.cond`` on a batched step into a select of both branches), and
     chunks of odd length (the delay crossing chunk ends) give the same runs either way.
     """
-    algo = make_algorithm(TD3BCConfig(**TINY), OBS, ACT, 1.0)
+    algo = tiny_algorithm("td3bc")
     data = _data()
     out = {}
     for loop in ("map", "vmap"):
@@ -104,22 +84,16 @@ def test_policy_delay_is_a_branch_under_vmap_and_map_equals_vmap():
 
 @pytest.mark.parametrize("pruner", ["snip", "erk_random", "synflow"])
 def test_pruned_weights_stay_exactly_zero_in_params_targets_and_moments(pruner):
-    algo = make_algorithm(TD3BCConfig(**TINY), OBS, ACT, 1.0)
+    algo = tiny_algorithm("td3bc")
     data = _data()
-    runs = init_runs(algo, PruneConfig(pruner, snip_batch=50), data, [0, 1], [0.8, 0.8])
+    runs = init_runs(algo, PruneConfig(pruner, **({"score_batch": 50} if pruner == "snip" else {})), data, [0, 1],
+                     [0.8, 0.8])
     runs, metrics = make_train_chunk(algo, 32, 200)(runs, data)
     st = runs.agent
     assert np.all(np.isfinite(metrics["critic_loss"]))
     masks = st.masks
     np.testing.assert_array_equal(masks["critic"]["q1"]["net"]["l1"]["kernel"], masks["critic"]["q2"]["net"]["l1"]["kernel"])
-    for tree in (st.params, st.target_params):
-        for (path, x), m in zip(jax.tree_util.tree_flatten_with_path(tree)[0], jax.tree_util.tree_leaves(masks)):
-            assert np.all(np.asarray(x)[np.asarray(m) == 0] == 0.0), path
-    for name, opt in st.opt_state.items():
-        adam = opt.inner[0]
-        for mom in (adam.mu, adam.nu):
-            for x, m in zip(jax.tree_util.tree_leaves(mom), jax.tree_util.tree_leaves(masks[name])):
-                assert np.all(np.asarray(x)[np.asarray(m) == 0] == 0.0)
+    assert_state_zero_where_pruned(st)
     kernels = [m for p, m in jax.tree_util.tree_flatten_with_path(algo.scored_view(masks))[0] if p[-1].key == "kernel"]
     kept = sum(int(np.asarray(m[0]).sum()) for m in kernels)
     total = sum(np.asarray(m[0]).size for m in kernels)
@@ -127,11 +101,11 @@ def test_pruned_weights_stay_exactly_zero_in_params_targets_and_moments(pruner):
 
 
 def test_actor_mask_does_not_depend_on_the_critic_loss():
-    algo = make_algorithm(TD3BCConfig(**TINY), OBS, ACT, 1.0)
+    algo = tiny_algorithm("td3bc")
     data = _data()
-    a = init_runs(algo, PruneConfig("snip", snip_batch=50), data, [0], [0.9]).agent.masks
+    a = init_runs(algo, PruneConfig("snip", score_batch=50), data, [0], [0.9]).agent.masks
     shifted = data.replace(reward=data.reward + 100.0)  # changes y, hence the critic's loss only
-    b = init_runs(algo, PruneConfig("snip", snip_batch=50), shifted, [0], [0.9]).agent.masks
+    b = init_runs(algo, PruneConfig("snip", score_batch=50), shifted, [0], [0.9]).agent.masks
     for x, y in zip(jax.tree_util.tree_leaves(a["actor"]), jax.tree_util.tree_leaves(b["actor"])):
         np.testing.assert_array_equal(x, y)
     assert any(not np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a["critic"]),
@@ -139,17 +113,7 @@ def test_actor_mask_does_not_depend_on_the_critic_loss():
 
 
 def test_deploy_acts_like_the_library(tmp_path):
-    algo = make_algorithm(TD3BCConfig(**TINY), OBS, ACT, 1.5)
-    data = _data()
-    st = jax.tree_util.tree_map(lambda x: x[0], init_runs(algo, PruneConfig("erk_random"), data, [0], [0.7],
+    algo = tiny_algorithm("td3bc", max_action=1.5)
+    st = jax.tree_util.tree_map(lambda x: x[0], init_runs(algo, PruneConfig("erk_random"), _data(), [0], [0.7],
                                                           np.full(OBS, 0.3, np.float32), np.full(OBS, 2.0, np.float32)).agent)
-    params = jax.tree_util.tree_map(np.asarray, st.params)
-    masks = jax.tree_util.tree_map(np.asarray, st.masks)
-    meta = {"config": algo.config.to_dict() | {"obs_dim": OBS, "act_dim": ACT, "max_action": 1.5},
-            "acting": algo.acting_program(), "obs_mean": np.asarray(st.obs_mean), "obs_std": np.asarray(st.obs_std)}
-    path = str(tmp_path / "td3bc.soc")
-    export.save_compact(path, {"actor": params["actor"]}, {"actor": masks["actor"]}, meta)
-    obs = np.asarray(_data().obs[:9])
-    want = np.asarray(algo.act(st.params, st.obs_mean, st.obs_std, obs, None))
-    for sparse in (False, True):
-        np.testing.assert_allclose(deploy.Policy.load(path, sparse=sparse).act(obs), want, rtol=1e-5, atol=1e-5)
+    assert_deploy_acts_like_the_library(tmp_path, algo, st, np.asarray(_data().obs[:9]))

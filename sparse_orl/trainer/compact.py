@@ -144,7 +144,8 @@ def describe(plan: Dict[str, Dict]) -> Optional[str]:
     """One line: which layers run compact ("compact layers: actor/net/l1 (256x256, 3,277 kept), ...")."""
     if not plan:
         return None
-    on = [f"{k.removesuffix('/kernel')} ({v['shape'][0]}x{v['shape'][1]}, {v['k_max']:,} kept)" for k, v in plan.items() if v["compact"]]
+    on = [f"{k.removesuffix('/kernel')} ({v['shape'][0]}x{v['shape'][1]}, {v['k_max']:,} kept)"
+          for k, v in plan.items() if v["compact"]]
     off = [k.removesuffix("/kernel") for k, v in plan.items() if not v["compact"]]
     text = "compact layers: " + (", ".join(on) if on else "none")
     if off:
