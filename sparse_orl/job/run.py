@@ -29,7 +29,7 @@ from typing import Callable, List, Optional
 
 import jax
 
-from sparse_orl.config.job import ExperimentConfig, LogConfig
+from sparse_orl.config.job import ExperimentConfig, LogConfig, comparable_config
 from sparse_orl.config.prune import PruneConfig
 from sparse_orl.job.data import JobData, load_job_data
 from sparse_orl.job.interrupts import StopSignals
@@ -37,7 +37,7 @@ from sparse_orl.job.narrow import narrow_config
 from sparse_orl.job.program import FORMAT_FILE, Program, run_program
 from sparse_orl.store.atomic import atomic_write_json, read_json
 from sparse_orl.store.summary import Summary, read_summary, write_summary
-from sparse_orl.store.workdir import check_workdir, claim_workdir, is_claimed, prepare_workdir
+from sparse_orl.store.workdir import check_workdir, claim_workdir, is_claimed, prepare_workdir, release_workdir
 from sparse_orl.trainer.compact import backend_allows
 
 
@@ -110,15 +110,18 @@ def run_experiment(config: ExperimentConfig, log: Log = print, stop_at: Optional
     if not main:
         log = lambda _m: None  # noqa: E731
     workdir = config.workdir
-    prepare_workdir(workdir)
+    created = prepare_workdir(workdir)
     lock = claim_workdir(workdir) if main else None
     try:
         check_workdir(workdir, config, write=False)  # refuse another experiment before any work
         done = read_summary(workdir) if _summary_readable(workdir, log) else None
-        if done is not None and done.complete and _finished(workdir, done):
+        if done is not None and _finished(workdir, done, config):
             log(f"{workdir}: already complete ({config.steps} steps); nothing to do")
             return done
         job = load_job_data(config, warn=lambda m: log(f"warning: {m}"))
+        if config.agent.compute_dtype == "bfloat16" and jax.default_backend() == "cpu":
+            log("warning: --compute_dtype=bfloat16 is slower than float32 on a CPU (it has no bfloat16 matmul units); "
+                "it pays on GPUs and TPUs")
         fmt = job_format(config, workdir)
         programs = plan_programs(config, job, compact=fmt == "compact")
         check_workdir(workdir, config, write=main)  # options, data and env are good: the workdir is claimed
@@ -127,8 +130,7 @@ def run_experiment(config: ExperimentConfig, log: Log = print, stop_at: Optional
         with StopSignals() as stop:
             return _run_programs(config, programs, job, log, logs, stop, stop_at, main, fmt)
     finally:
-        if lock is not None:
-            lock.release()
+        release_workdir(workdir, lock, created)
 
 
 def _summary_readable(workdir: str, log: Log) -> bool:
@@ -140,9 +142,11 @@ def _summary_readable(workdir: str, log: Log) -> bool:
         return False
 
 
-def _finished(workdir: str, summary: Summary) -> bool:
-    """A complete summary is trusted only with the final params it promises (a hand-edited or
-    stale summary does not make a job complete)."""
+def _finished(workdir: str, summary: Summary, config: ExperimentConfig) -> bool:
+    """Whether the job is done: a complete summary of this very experiment (its own recorded config, not
+    ``config.json``, which can be edited by hand) with the final params it promises."""
+    if not summary.complete or comparable_config(summary.config) != comparable_config(config.to_dict()):
+        return False
     folders = [workdir] if not summary.programs else [os.path.join(workdir, p) for p in summary.programs.values()]
     return all(os.path.exists(os.path.join(f, "final", "params.npz")) for f in folders)
 
@@ -176,15 +180,14 @@ def _run_one(program: Program, job: JobData, log: Log, logs: LogConfig, stop, st
     """One program in its own workdir (locked and claimed when it is not the job's own)."""
     if not program.name:
         return run_program(program, job, log, logs, stop, stop_at, main, fmt)
-    prepare_workdir(program.workdir)
+    created = prepare_workdir(program.workdir)
     lock = claim_workdir(program.workdir) if main else None
     try:
         check_workdir(program.workdir, program.config, write=main)
         done = read_summary(program.workdir) if _summary_readable(program.workdir, log) else None
-        if done is not None and done.complete and _finished(program.workdir, done):
+        if done is not None and _finished(program.workdir, done, program.config):
             log(f"{program.workdir}: already complete ({program.config.steps} steps); nothing to do")
             return done
         return run_program(program, job, log, logs, stop, stop_at, main, fmt)
     finally:
-        if lock is not None:
-            lock.release()
+        release_workdir(program.workdir, lock, created)

@@ -54,13 +54,14 @@ def provenance(info) -> Dict:
     } | ({"processes": jax.process_count()} if jax.process_count() > 1 else {})
 
 
-def prepare_workdir(workdir: str) -> None:
-    """Create ``workdir`` (and its parents) and check it can be written, or ``ValueError`` in one line.
+def prepare_workdir(workdir: str) -> bool:
+    """Create ``workdir`` (and its parents) and check it can be written, or ``ValueError`` in one line;
+    returns whether it was created here (:func:`release_workdir` removes it again after a refusal).
 
     Called before any work: a path that is a file, lies under a file, or sits on a read-only or
     special file system (``/sys``) is refused by name, not with a traceback hours later.
     """
-
+    created = not os.path.exists(workdir)
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ValueError(f"--workdir={workdir} is a file, not a folder; give a folder path")
     try:
@@ -69,6 +70,22 @@ def prepare_workdir(workdir: str) -> None:
             pass
     except OSError as e:
         raise ValueError(f"--workdir={workdir} cannot be created or written ({e.strerror or e})") from None
+    return created
+
+
+def release_workdir(workdir: str, lock, created: bool) -> None:
+    """Release the trainer lock; a workdir that nothing claimed keeps no trace of a refused start: its
+    lock file goes, and so does the folder if this start created it and it is empty."""
+    if lock is not None:
+        lock.release()
+    if is_claimed(workdir):
+        return
+    try:
+        os.remove(os.path.join(workdir, ".train.lock"))
+        if created:
+            os.rmdir(workdir)  # only when empty: a refused start wrote nothing else
+    except OSError:
+        pass
 
 
 def is_claimed(workdir: str) -> bool:
