@@ -14,9 +14,9 @@
 
 #include <cstdint>
 
-// The padded batch stride of feature-major buffers: the batch rounded up to the vector width
-// the kernels use for it (16, 8 or 4 floats; no padding below 4). Padding lanes hold zeros.
-// Each translation unit gets its own copy (static), so no ISA-specific code is shared.
+// bpad: the batch rounded up to the vector width the kernels use for it (16, 8 or 4 floats;
+// no padding below 4). Feature-major copies are (features x bpad), padding lanes hold zeros.
+// Static: each translation unit has its own copy.
 static inline int64_t sl_padded_batch(int64_t batch) {
   const int64_t q = batch >= 16 ? 16 : batch >= 8 ? 8 : batch >= 4 ? 4 : 1;
   return (batch + q - 1) / q * q;
@@ -25,7 +25,7 @@ static inline int64_t sl_padded_batch(int64_t batch) {
 // Sparse product with batch-major input and output:
 //   dst[b, r] = sum_{k in [ptr[r], ptr[r+1])} w_k * src[b, idx[k]]   for r < rows, b < batch,
 // where w_k = val[perm[k]] when perm is given, else val[k]. Also writes src_t, the
-// feature-major copy of src (cols x bpad, zero padding lanes), which the weight gradient needs.
+// feature-major copy of src (cols x bpad, zero padding lanes) the weight gradient needs.
 // Forward pass: ptr/idx = CSR by output unit, src = x (batch x in), dst = y (batch x out).
 // Input gradient: ptr/idx = CSR by input unit, perm maps to the forward order,
 // src = dy (batch x out), dst = dx (batch x in).
@@ -44,8 +44,8 @@ struct SlGather {
 };
 
 // dv[k] = sum_b dyt[r, b] * xt[idx[k], b]  for k in [ptr[r], ptr[r+1]), r < rows;
-// dv[k] = 0 for k in [ptr[rows], kmax) (padding entries). dyt and xt are feature-major with
-// stride bpad and zero padding lanes, as SlGather writes them.
+// dv[k] = 0 for k in [ptr[rows], kmax) (padding entries). dyt (rows x bpad) and xt
+// (cols x bpad) are the feature-major copies SlGather writes.
 struct SlDots {
   int64_t rows;
   int64_t bpad;

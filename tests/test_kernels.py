@@ -17,6 +17,7 @@ import pytest
 from jax.test_util import check_grads
 
 from sparse_orl import kernels as K
+from sparse_orl.kernels import ops
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_library = pytest.mark.skipif(not K.available(), reason=f"kernels unavailable: {K.unavailable_reason()}")
@@ -135,6 +136,21 @@ def test_kernels_match_masked_dense(isa, case):
     close(dx, dx_ref)
     close(dv, kept_grads(layer.index, dw_ref))
     assert not np.asarray(dv[int(m.sum()):]).any(), "padding entries must get exactly 0"
+
+
+@needs_library
+def test_feature_major_copies_are_padded_transposes():
+    rng = np.random.default_rng(10)
+    w, m = random_layer(rng, 12, 7, 0.5)
+    layer = K.from_dense(w, m)
+    x = rng.standard_normal((21, 12)).astype(np.float32)  # padded to 32 lanes
+    dy = rng.standard_normal((21, 7)).astype(np.float32)
+    _, xt = ops.ffi_forward(layer.values, layer.index, x)
+    _, dyt = ops.ffi_input_grad(layer.values, layer.index, dy)
+    for copy, a in ((xt, x), (dyt, dy)):
+        assert copy.shape == (a.shape[1], ops.padded_batch(21)) == (a.shape[1], 32)
+        np.testing.assert_array_equal(np.asarray(copy[:, :21]), a.T)
+        assert not np.asarray(copy[:, 21:]).any()
 
 
 @needs_library

@@ -57,7 +57,8 @@ def _call(target: str, shapes, *args, isa: int):
 
 
 def _varying_axes(x) -> frozenset:
-    return getattr(getattr(jax.typeof(x), "mat", None), "varying", frozenset())
+    typeof = getattr(jax, "typeof", None)  # jax versions without it have no varying axes
+    return getattr(getattr(typeof(x), "mat", None), "varying", frozenset()) if typeof else frozenset()
 
 
 def ffi_forward(values, index: SparseIndex, x, isa: int = 0):
@@ -106,6 +107,8 @@ def _use_kernels(index: SparseIndex, batch: int, isa: str) -> bool:
     if min(index.k_max, batch, *index.shape) == 0:
         return False  # nothing to compute: the dense path gives the zeros exactly
     if _library.available():
+        if code != 0 and isa not in _library.supported_isas():
+            raise ValueError(f"isa={isa!r} is not supported by this CPU (supported: {_library.supported_isas()})")
         return True
     if code != 0:
         raise RuntimeError(f"isa={isa!r} needs the compiled kernels: {_library.unavailable_reason()}")
