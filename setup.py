@@ -2,7 +2,7 @@ import importlib.util
 import os
 import sys
 
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 # --- Native kernels (sparse_orl.kernels): built at install time, optional. -------------------
@@ -49,28 +49,8 @@ _KERNEL_SOURCES = [os.path.join("csrc", n) for n in
 _KERNEL_DEPENDS = [os.path.join("csrc", n) for n in ("sparse_linear_kernels.h", "sparse_linear_impl.inc", "build.py")]
 # ------------------------------------------------------------------------------------------------
 
+# The project's metadata and dependencies are in pyproject.toml; this file only builds the kernels.
 setup(
-    name="sparse_orl",
-    version="0.1.0",
-    description="Single-shot pruning at initialization (SNIP, GraSP) for offline RL (BCQ, BC) in JAX/Flax.",
-    packages=find_packages(include=["sparse_orl", "sparse_orl.*", "launch", "launch.*"]),
-    python_requires=">=3.10",
-    install_requires=[
-        "jax>=0.4.30",
-        "jaxlib>=0.4.30",
-        "flax>=0.8.5",
-        "optax>=0.2.2",
-        "chex>=0.1.86",
-        "numpy>=1.26",
-        "gymnasium[mujoco]>=1.0",
-        "mujoco>=3.1",
-        "minari[hdf5,hf]>=0.5.1",  # hf: downloads a dataset id that is not on disk
-        "absl-py>=2.0",
-        "orbax-checkpoint>=0.6",
-        "matplotlib>=3.8",
-        "tensorboardX>=2.6",  # TensorBoard event files without TensorFlow
-    ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "wandb>=0.17"], "wandb": ["wandb>=0.17"]},
     ext_modules=[Extension(_KERNEL_EXT, sources=_KERNEL_SOURCES, depends=_KERNEL_DEPENDS, optional=True)],
     cmdclass={"build_ext": BuildKernels},
 )
