@@ -103,7 +103,10 @@ def specs(cls_or_obj) -> Tuple[Spec, ...]:
         md = f.metadata.get("option")
         if md is None:
             continue
-        kind, optional = _kind_of(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)))
+        # a string in a module with ``from __future__ import annotations``, else a type (int) or a typing form
+        # (typing.Tuple[int, ...], written as its text without the module)
+        kind, optional = _kind_of(f.type if isinstance(f.type, str) else f.type.__name__ if isinstance(f.type, type)
+                                  else str(f.type).replace("typing.", ""))
         kind = md["kind"] or kind
         out.append(Spec(f.name, md["flag"] or f.name, kind, optional or f.default is None, f.default, md["help"],
                         md["low"], md["high"], md["low_open"], md["high_open"], md["choices"], md["flagged"]))

@@ -125,8 +125,10 @@ def run_experiment(config: ExperimentConfig, log: Log = print, stop_at: Optional
         fmt = job_format(config, workdir)
         programs = plan_programs(config, job, compact=fmt == "compact")
         check_workdir(workdir, config, write=main)  # options, data and env are good: the workdir is claimed
-        if main:
-            atomic_write_json(os.path.join(workdir, FORMAT_FILE), {"format": fmt})
+        if main:  # keep the layer plan a single-program job recorded there (its resume trains that layout)
+            path = os.path.join(workdir, FORMAT_FILE)
+            old = read_json(path, "format file") if os.path.exists(path) and is_claimed(workdir) else {}
+            atomic_write_json(path, dict(old, format=fmt))
         with StopSignals() as stop:
             return _run_programs(config, programs, job, log, logs, stop, stop_at, main, fmt)
     finally:

@@ -36,6 +36,14 @@ class FileLock:
             if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 return False
             raise
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+        except FileNotFoundError:
+            same = False
+        if not same:  # the file was removed (a refused start's cleanup) between open and flock: that lock
+            fcntl.flock(fd, fcntl.LOCK_UN)  # guards nothing; take the one on the file at the path now
+            os.close(fd)
+            return self.acquire(block)
         self._fd = fd
         info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                            "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode()

@@ -76,12 +76,17 @@ def prepare_workdir(workdir: str) -> bool:
 def release_workdir(workdir: str, lock, created: bool) -> None:
     """Release the trainer lock; a workdir that nothing claimed keeps no trace of a refused start: its
     lock file goes, and so does the folder if this start created it and it is empty."""
-    if lock is not None:
-        lock.release()
     if is_claimed(workdir):
+        if lock is not None:
+            lock.release()
         return
+    if lock is not None:  # removed while still held: a trainer that opened it meanwhile sees it gone (FileLock)
+        try:
+            os.remove(os.path.join(workdir, ".train.lock"))
+        except OSError:
+            pass
+        lock.release()
     try:
-        os.remove(os.path.join(workdir, ".train.lock"))
         if created:
             os.rmdir(workdir)  # only when empty: a refused start wrote nothing else
     except OSError:
