@@ -14,8 +14,8 @@ Python, the same code paths as ``launch.train`` / ``launch.sweep``.
     obs = np.zeros(policy.obs_dim, np.float32)
     policy.act(obs)
 
-The keywords are ``launch.train``'s flag names (``python -m launch.train --help``) with typed
-Python values (numbers, booleans, lists, numpy scalars and arrays, paths); ``agent=`` (an
+The keywords are ``launch.train``'s flag names (``python -m launch.train --help``; the device options
+too, which must come before anything starts JAX) with typed Python values (numbers, booleans, lists, numpy scalars and arrays, paths); ``agent=`` (an
 algorithm's config) and ``prunes=`` (``PruneConfig`` objects) may stand for the algorithm and
 pruning options. Both build the job with :func:`sparse_orl.config.build_job`. Re-running with
 the same ``workdir`` resumes; ``Result.load(workdir)`` reads any finished workdir.
@@ -27,7 +27,9 @@ import os
 import tempfile
 from typing import Callable, Dict, List, Optional
 
+from sparse_orl.fields import specs
 from sparse_orl.store.summary import Summary, read_summary
+from sparse_orl.trainer.devices import DeviceConfig, apply_devices
 import time
 from sparse_orl.config import build_job
 from sparse_orl.job import run_experiment
@@ -110,8 +112,11 @@ def train(workdir=None, log: Log = print, agent=None, prunes=None, **options) ->
 
     log = log or (lambda _m: None)
     placeholder = workdir is None
+    devices = _device_options(options)
     given = dict(options, workdir=os.fspath(workdir) if workdir is not None else "<temporary>")
     config, logs = build_job(given, warn=lambda m: log(f"warning: {m}"), agent=agent, prunes=prunes)
+    if devices is not None:  # before anything touches a JAX device; refused once JAX has started differently
+        apply_devices(devices, config.runs_per_program)
     if placeholder:  # every option checked first: a refused call leaves no folder behind
         config = dataclasses.replace(config, workdir=tempfile.mkdtemp(prefix="sparse_orl-"))
         log(f"workdir: {config.workdir}")
@@ -120,6 +125,13 @@ def train(workdir=None, log: Log = print, agent=None, prunes=None, **options) ->
     if summary.complete:
         finish_job(summary, config.workdir, log, logs.report, time.time() - t0)
     return Result(config.workdir, summary)
+
+
+def _device_options(options: Dict) -> Optional[DeviceConfig]:
+    """The device options among ``options`` (removed from it) as a :class:`DeviceConfig`, or None."""
+    names = {s.flag: s.name for s in specs(DeviceConfig)}
+    given = {names[k]: options.pop(k) for k in list(options) if k in names}
+    return DeviceConfig(**given) if given else None
 
 
 @dataclasses.dataclass
@@ -145,7 +157,10 @@ def train_sweep(workdir, log: Log = print, **options) -> SweepResult:
     The keywords are ``launch.sweep``'s flag names."""
 
     log = log or (lambda _m: None)
+    devices = _device_options(options)
     sweep, shard = build_sweep(dict(options, workdir=os.fspath(workdir)))
+    if devices is not None:
+        apply_devices(devices, sweep.runs_per_program)
     out = run_sweep(sweep, num_shards=shard.num_shards, shard_index=shard.shard_index, log=log,
                     dry_run=shard.dry_run)
     return SweepResult(sweep.workdir, list(out["ran"]), list(out["done"]), list(out["locked"]))
