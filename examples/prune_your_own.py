@@ -11,8 +11,16 @@ markers are all it takes to train a sparse network from initialization:
 * ``pruning.masked`` wraps the optimizer so pruned weights (and Adam's moments)
   stay exactly 0 for the whole run.
 
-    MINARI_DATASETS_PATH=... python examples/prune_your_own.py \\
-        --dataset=mujoco/halfcheetah/expert-v0 --pruner=erk_random --sparsity=0.9
+How to run it (from the repository root, in the venv of ``pip install -e .``)::
+
+    minari download mujoco/halfcheetah/expert-v0     # once, where there is a network
+    python examples/prune_your_own.py --dataset=mujoco/halfcheetah/expert-v0 --pruner=erk_random --sparsity=0.9
+
+The dataset is read from ``MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``): point it at a folder of
+Minari datasets to use another copy, e.g. ``MINARI_DATASETS_PATH=../shared/datasets python
+examples/prune_your_own.py --dataset=sb3/halfcheetah/expert-v0``. A dataset that is not there stops the
+script with one ``error:`` line (exit status 2) saying where it looked and how to get it; ``--download``
+fetches it instead (needs a network). ``--help`` lists the other flags (steps, batch size, widths, lr, seed).
 """
 import argparse
 
@@ -21,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import minari
 import numpy as np
+from minari.storage.datasets_root_dir import get_dataset_path
 import optax
 
 from sparse_orl import pruning
@@ -38,9 +47,20 @@ class Policy(nn.Module):
         return nn.Dense(self.act_dim)(x)
 
 
-def load_minari(dataset_id):
-    """(observations, actions) of every transition, float32 (downloaded only if not found locally)."""
-    dataset = minari.load_dataset(dataset_id, download=True)
+def load_minari(dataset_id, download=False):
+    """(observations, actions) of every transition, float32, from the local copy of ``dataset_id`` (with
+    ``download``, fetched first if it is not on disk). ``ValueError`` in one line when it cannot be read."""
+    local = get_dataset_path(dataset_id)
+    if not (local / "data").is_dir() and not download:
+        raise ValueError(f"Minari dataset {dataset_id!r} is not on disk (looked in {local}; MINARI_DATASETS_PATH "
+                         f"sets the folder, default ~/.minari/datasets): get it with `minari download {dataset_id}` "
+                         "where there is a network, or run this script with --download (this example reads Minari "
+                         "datasets only; `python -m launch.train --dataset=<file>.hdf5` takes D4RL files)")
+    try:
+        dataset = minari.load_dataset(dataset_id, download=download)
+    except Exception as e:  # noqa: BLE001  (a failed download, a damaged copy: one line, not a traceback)
+        raise ValueError(f"Minari dataset {dataset_id!r} (in {local}) cannot be read: "
+                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     obs, act = [], []
     for episode in dataset.iterate_episodes():
         obs.append(np.asarray(episode.observations[:-1], np.float32))  # T+1 rows: the last has no action
@@ -58,12 +78,16 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=lambda s: tuple(int(w) for w in s.split(",")), default=(256, 256))
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    p.add_argument("--download", action="store_true", help="download the dataset if it is not on disk")
+    return p, p.parse_args(argv)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    obs, act = load_minari(args.dataset)
+    parser, args = parse_args(argv)
+    try:
+        obs, act = load_minari(args.dataset, args.download)
+    except ValueError as e:
+        parser.exit(2, f"error: {e}\n")
     obs = (obs - obs.mean(0)) / (obs.std(0) + 1e-3)
     obs, act = jnp.asarray(obs), jnp.asarray(act)
     model = Policy(args.hidden, act.shape[1])

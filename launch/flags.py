@@ -17,6 +17,7 @@ from sparse_orl.config import Option
 from sparse_orl.fields import specs
 
 FLAGS = flags.FLAGS
+flags.disclaim_key_flags()  # flags defined here belong to the launcher that asks: its --help lists them
 _LIST_ELEMENT = {"ints": (int, "integers"), "floats": (float, "numbers"), "strs": (str, "names")}
 
 

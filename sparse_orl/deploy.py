@@ -31,11 +31,26 @@ with the dense path to float32 rounding:
 2. Per compacted layer, a kernel: ``dense`` BLAS on the compacted matrix,
    ``csr`` (scipy CSR of the transposed kernel; scipy is optional) or
    ``gather`` (numpy gathers + ``np.add.reduceat``). ``kernel="auto"`` (the
-   default) times them at load, separately for small inputs (the rows one
-   observation produces: 1 for BC, ``num_act_samples`` for BCQ; used up to
-   ``SMALL_ROWS`` rows) and for a 256-row batch, and keeps the fastest of each;
-   ``kernel="dense" | "csr" | "gather"`` forces one. :meth:`Policy.kernel_summary`
-   shows the result.
+   default) picks from the layer's own density first: a layer with no pruned
+   weight, or at least ``DENSE_FROM`` (50%) of them kept, is ``dense`` at once (a
+   dense or narrow file loads without any timing); the other layers time the
+   kernels at load, separately for small inputs (the rows one observation
+   produces: 1 for BC, ``num_act_samples`` for BCQ; used up to ``SMALL_ROWS``
+   rows) and for a 256-row batch, and keep the fastest of each (``gather`` only
+   where its temporaries stay small). ``kernel="dense" | "csr" | "gather"`` forces
+   one. :meth:`Policy.kernel_summary` shows per layer the kernel used and why.
+
+Without scipy there is no ``csr`` kernel and much of the sparse speed-up goes: the
+numpy-only path has dense BLAS on the compacted matrices and ``gather``, which rarely
+beats it (measured, HalfCheetah BCQ at 95%, 1 BLAS thread: 1.5x slower at batch 1 and
+2x at batch 256 than with scipy, still faster than ``sparse=False``); install scipy on
+the device for the fast path (``HAVE_SCIPY`` says whether it loaded).
+
+Every file is checked when it is LOADED: its config (``obs_dim``, ``act_dim``,
+``max_action``), its acting program (known ops, every value read produced by an
+earlier op, widths that chain) and the layers the program reads; a bad file is one
+``ValueError`` line naming the file and what is wrong, never a ``KeyError`` at the
+first ``act()``.
 
 Threads: nothing here changes BLAS threading. Batch-1 latency is best with a
 single BLAS thread (``OPENBLAS_NUM_THREADS=1`` / ``MKL_NUM_THREADS=1`` /
@@ -202,6 +217,9 @@ except Exception:  # pragma: no cover
 
 KERNELS = ("auto", "dense", "csr", "gather")
 SMALL_ROWS = 64  # rows of an MLP input up to which the batch-1 ("small") kernel choice applies
+HAVE_SCIPY = _sps is not None  # the csr kernel is available (checked again per layer: tests patch _sps)
+DENSE_FROM = 0.5  # kernel="auto": a layer keeping at least this share of its weights is dense, untimed
+GATHER_MAX = 1 << 20  # kernel="auto": gather is timed only while kept weights x rows stay below this
 
 
 def compact_mlp(kernels: List[np.ndarray], masks: List[np.ndarray], biases: List[np.ndarray]):
@@ -277,6 +295,7 @@ class _Layer:
                                        shape=(self.n_out, self.n_in))
             self.fast_csr = self._check_fast_csr()
         self.choice = ("dense", "dense")
+        self.reason = "default"
 
     def _check_fast_csr(self) -> bool:
         if _csr_matvec is None:
@@ -330,17 +349,27 @@ class _Layer:
         return self.run(h, self.choice[h.shape[1] > SMALL_ROWS])
 
     def tune(self, kernel: str, rows: Tuple[int, int], rng: np.random.Generator, budget_s: float = 0.02):
-        """Pick ``choice``: ``kernel`` itself, or for "auto" the fastest kernel timed at ``rows``."""
+        """Pick ``choice``: ``kernel`` itself, or for "auto" dense when the layer is (nearly) dense,
+        else the fastest kernel timed at ``rows``; ``reason`` says which rule chose it."""
         if kernel != "auto":
             if kernel not in self.kernels():
                 raise ValueError(f"kernel {kernel!r} is not available here (scipy missing?)")
-            self.choice = (kernel, kernel)
+            self.choice, self.reason = (kernel, kernel), "forced"
+            return
+        size = self.n_in * self.n_out
+        if self.nnz >= size:
+            self.choice, self.reason = ("dense", "dense"), "no pruned weights"
+            return
+        if self.nnz >= DENSE_FROM * size:
+            self.choice, self.reason = ("dense", "dense"), f"density {self.nnz / size:.0%} >= {DENSE_FROM:.0%}"
             return
         choice = []
         for r in rows:
             h = np.maximum(rng.standard_normal((self.n_in, r)), 0).astype(np.float32)
             best = None
             for k in self.kernels():
+                if k == "gather" and self.nnz * r > GATHER_MAX:  # its temporaries would dwarf a dense product
+                    continue
                 self.run(h, k)  # warm up
                 ts, t_end = [], time.perf_counter() + budget_s
                 while len(ts) < 3 or (len(ts) < 50 and time.perf_counter() < t_end):
@@ -352,6 +381,7 @@ class _Layer:
                     best = (t, k)
             choice.append(best[1])
         self.choice = tuple(choice)
+        self.reason = "timed" + ("" if "csr" in self.kernels() else " (no scipy: no csr)")
 
 
 class _SparseMLP:
@@ -384,7 +414,8 @@ class _SparseMLP:
         for i, layer in enumerate(self.layers):
             out.append({"in": layer.n_in, "out": layer.n_out, "nnz": layer.nnz, "nnz_before": self.nnz_before[i],
                         "units_before": self.units_before[i] if i < len(self.units_before) else layer.n_out,
-                        "density": layer.nnz / max(1, layer.n_in * layer.n_out), "kernel": layer.choice})
+                        "density": layer.nnz / max(1, layer.n_in * layer.n_out), "kernel": layer.choice,
+                        "reason": layer.reason})
         return out
 
 
@@ -411,6 +442,133 @@ def _numbered(flat: Dict[str, np.ndarray], prefix: str, letter: str) -> List[str
 
 def _mlp_key(op: Dict[str, Any]) -> str:
     return f"{op['net']}/{op['layer']}"
+
+
+# ---- the checks of a file at load ---------------------------------------------------------------------
+# op -> (the fields it needs, the fields naming a value it reads); "in" is a list of value names
+OPS = {"mlp": (("net", "layer", "in", "out"), ("in",)), "tanh": (("x", "out"), ("x",)),
+       "add": (("x", "y", "out"), ("x", "y")), "clip": (("x", "lo", "hi", "out"), ("x",)),
+       "repeat": (("x", "n", "out"), ("x",)), "argmax_select": (("values", "score", "out"), ("values", "score"))}
+_NEEDED_CONFIG = ("obs_dim", "act_dim", "max_action")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def check_policy_file(params: Dict[str, np.ndarray], meta: Dict[str, Any], path: str = "<memory>") -> None:
+    """``ValueError`` "compact file <path>: ..." in one line if the file cannot act: its config lacks
+    ``obs_dim`` / ``act_dim`` / ``max_action`` (or holds bad values), its acting program has an op this
+    reader does not know, an op without a field it needs, reads a value nothing produced before it, or
+    an MLP whose layers the file lacks or whose widths do not chain; ``obs_mean`` / ``obs_std`` of the
+    wrong shape. Everything :class:`Policy` would otherwise find only at the first ``act()``."""
+    where = f"compact file {path}"
+    c = meta["config"]
+    if not isinstance(c, dict):
+        raise ValueError(f"{where}: its agent config is a {type(c).__name__}, not a mapping")
+    missing = [k for k in _NEEDED_CONFIG if k not in c]
+    if missing:
+        raise ValueError(f"{where}: its config lacks {', '.join(repr(k) for k in missing)}, which the policy needs "
+                         "(export the run again with sparse_orl.export.export_run)")
+    for k in ("obs_dim", "act_dim"):
+        if not _is_int(c[k]) or c[k] < 1:
+            raise ValueError(f"{where}: config {k!r} must be a positive integer, got {c[k]!r}")
+    if isinstance(c["max_action"], bool) or not isinstance(c["max_action"], (int, float, np.number)) \
+            or not np.isfinite(c["max_action"]) or c["max_action"] <= 0:
+        raise ValueError(f"{where}: config 'max_action' must be a positive finite number, got {c['max_action']!r}")
+    obs_dim, act_dim = int(c["obs_dim"]), int(c["act_dim"])
+    for k in ("obs_mean", "obs_std"):
+        if k in meta and np.shape(meta[k]) != (obs_dim,):
+            raise ValueError(f"{where}: {k!r} has shape {np.shape(meta[k])}, expected ({obs_dim},) (config obs_dim)")
+    if c.get("normalize_obs") and "obs_std" in meta and not np.all(np.asarray(meta["obs_std"], np.float64) > 0):
+        raise ValueError(f"{where}: 'obs_std' holds values <= 0 or NaN: observations cannot be normalized by it")
+
+    prog = meta["acting"]
+    if not isinstance(prog, dict) or not isinstance(prog.get("ops"), list) or not isinstance(prog.get("output"), str):
+        raise ValueError(f"{where}: its acting program must be a mapping with a list 'ops' and a value name "
+                         f"'output', got {str(prog)[:80]!r}")
+    noise = prog.get("noise", {})
+    if not isinstance(noise, dict):
+        raise ValueError(f"{where}: acting program 'noise' must map names to {{'shape', 'clip'}}, got {noise!r}")
+    width: Dict[str, Optional[int]] = {"obs": obs_dim}
+    for name, v in noise.items():
+        ok = isinstance(v, dict) and isinstance(v.get("shape"), list) and all(_is_int(d) and d >= 1 for d in v["shape"])
+        if not ok or isinstance(v.get("clip"), bool) or not isinstance(v.get("clip"), (int, float)):
+            raise ValueError(f"{where}: acting program noise {name!r} must be {{'shape': [positive ints], "
+                             f"'clip': number}}, got {v!r}")
+        width[name] = int(v["shape"][-1]) if v["shape"] else None
+    for i, op in enumerate(prog["ops"]):
+        kind = op.get("op") if isinstance(op, dict) else None
+        if kind not in OPS:
+            raise ValueError(f"{where}: acting program op {i} is {kind!r}, an op this reader does not know (it knows "
+                             f"{', '.join(OPS)}): a newer sparse_orl wrote this file? use that version's deploy.py")
+        fields, reads = OPS[kind]
+        lack = [f for f in fields if f not in op]
+        if lack:
+            raise ValueError(f"{where}: acting program op {i} ({kind!r}) lacks the field(s) "
+                             f"{', '.join(repr(f) for f in lack)}")
+        label = f"acting program op {i} ({kind!r} -> {op['out']!r})"
+        names = []
+        for f in reads:
+            v = op[f]
+            if f == "in" and not (isinstance(v, list) and v):
+                raise ValueError(f"{where}: {label}: 'in' must be a non-empty list of value names, got {v!r}")
+            names += v if f == "in" else [v]
+        for v in names:
+            if not isinstance(v, str) or v not in width:
+                raise ValueError(f"{where}: {label} reads the value {v!r}, which nothing before it produces "
+                                 f"(there are: {', '.join(width)})")
+        if not isinstance(op["out"], str):
+            raise ValueError(f"{where}: {label}: 'out' must be a value name")
+        if kind == "repeat" and not (_is_int(op["n"]) and op["n"] >= 1):
+            raise ValueError(f"{where}: {label}: 'n' must be a positive integer, got {op['n']!r}")
+        if kind == "clip" and not all(isinstance(op[k], (int, float)) and not isinstance(op[k], bool)
+                                      for k in ("lo", "hi")):
+            raise ValueError(f"{where}: {label}: 'lo' and 'hi' must be numbers")
+        out_width = width[names[0]]
+        if kind == "argmax_select":
+            out_width = width[op["values"]]
+        elif kind == "mlp":
+            out_width = _check_mlp(params, op, [width[v] for v in names], where, label)
+        width[op["out"]] = out_width
+    out = prog["output"]
+    if out not in width:
+        raise ValueError(f"{where}: acting program output {out!r} is a value nothing produces "
+                         f"(there are: {', '.join(width)})")
+    if width[out] is not None and width[out] != act_dim:
+        raise ValueError(f"{where}: acting program output {out!r} has {width[out]} components, config act_dim is "
+                         f"{act_dim}")
+
+
+def _check_mlp(params, op, in_widths, where: str, label: str) -> Optional[int]:
+    """The layers ``<net>/<layer>1, 2, ...`` that an mlp op reads: present (kernel and bias), 2-D kernels
+    that chain, biases of their widths, fed as many features as the first takes. Returns the output
+    width (None with ``squeeze``)."""
+    prefix, letter = str(op["net"]), str(op["layer"])
+    names = _numbered(params, prefix, letter)
+    if not names:
+        raise ValueError(f"{where}: {label} reads the network layers {prefix}/{letter}1, {prefix}/{letter}2, ..., "
+                         "which the file lacks")
+    if names != [f"{letter}{j}" for j in range(1, len(names) + 1)]:
+        raise ValueError(f"{where}: {label}: the layers of {prefix} are {', '.join(names)}, not "
+                         f"{letter}1..{letter}{len(names)} in a row")
+    prev = None
+    for n in names:
+        key = f"{prefix}/{n}"
+        for leaf in ("kernel", "bias"):
+            if f"{key}/{leaf}" not in params:
+                raise ValueError(f"{where}: {label}: the file lacks {key}/{leaf}")
+        k, b = np.shape(params[f"{key}/kernel"]), np.shape(params[f"{key}/bias"])
+        if len(k) != 2 or b != (k[-1],):
+            raise ValueError(f"{where}: {label}: {key} has kernel {k} and bias {b}, expected (in, out) and (out,)")
+        if prev is not None and k[0] != prev:
+            raise ValueError(f"{where}: {label}: {key} takes {k[0]} inputs, the layer before it gives {prev}")
+        prev = k[1]
+    first = np.shape(params[f"{prefix}/{names[0]}/kernel"])[0]
+    if all(w is not None for w in in_widths) and sum(in_widths) != first:
+        raise ValueError(f"{where}: {label} feeds {sum(in_widths)} features ({' + '.join(map(str, in_widths))} of "
+                         f"{', '.join(map(repr, op['in']))}) to {prefix}/{names[0]}, which takes {first}")
+    return None if op.get("squeeze") else prev
 
 
 class Policy:
@@ -443,6 +601,7 @@ class Policy:
         if "acting" not in meta:
             raise ValueError(f"compact file {path} holds no acting program (written before sparse_orl 0.2): "
                              "export the run again with sparse_orl.export.export_run")
+        check_policy_file(params, meta, path)
         if backend == "jax":  # the one non-numpy import of this file, only when jax is asked for
             import jax
             import jax.numpy as jnp
@@ -453,7 +612,7 @@ class Policy:
         self.xp, self.backend, self.sparse, self.meta = xp, backend, bool(sparse), meta
         c = self.config = dict(meta["config"])
         self.program = meta["acting"]
-        self.algo = c["algo"]
+        self.algo = c.get("algo")
         self.obs_dim, self.act_dim = int(c["obs_dim"]), int(c["act_dim"])
         self.max_action = float(c["max_action"])
         self.normalize_obs = bool(c.get("normalize_obs", False))
@@ -477,7 +636,7 @@ class Policy:
                                   "nnz": int(np.count_nonzero(m)), "nnz_before": int(np.count_nonzero(m)),
                                   "units_before": int(np.shape(k)[1]),
                                   "density": float(np.count_nonzero(m)) / max(1, int(np.size(m))),
-                                  "kernel": "dense"} for k, m in zip(ks, ms)]
+                                  "kernel": "dense", "reason": "sparse=False"} for k, m in zip(ks, ms)]
             return f
 
         self._nets = {}

@@ -80,12 +80,12 @@ def error_lines(stderr):
 
 # ---- tiny Minari datasets ------------------------------------------------------------------------
 @contextlib.contextmanager
-def minari_datasets(root):
-    """MINARI_DATASETS_PATH set to ``root`` and the cwd in it (MuJoCo writes MUJOCO_LOG.TXT into the cwd),
-    both restored afterwards."""
+def minari_datasets(root, cwd=None):
+    """MINARI_DATASETS_PATH set to ``root`` and the cwd ``cwd`` (default ``root``; MuJoCo writes
+    MUJOCO_LOG.TXT into the cwd), both restored afterwards."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MINARI_DATASETS_PATH", str(root))
-        mp.chdir(root)
+        mp.chdir(cwd or root)
         yield root
 
 
@@ -187,6 +187,37 @@ def numpy_mlp(p, x):
         if name != names[-1]:
             x = np.maximum(x, 0.0)
     return x
+
+
+# ---- finished workdirs (one program, or several: dense, main, narrow-<level>) -----------------------
+def program_folders(workdir):
+    """The folders of a finished workdir's programs, in its summary's order (the workdir itself if one)."""
+    from sparse_orl.store.summary import read_summary
+
+    summary = read_summary(str(workdir))
+    if summary is None or not summary.programs:
+        return [str(workdir)]
+    return [os.path.join(str(workdir), p) for p in summary.programs.values()]
+
+
+def metrics_rows(workdir):
+    """Every program's ``metrics.jsonl`` rows, programs in the summary's order."""
+    from sparse_orl.store.atomic import read_jsonl
+
+    return [row for folder in program_folders(workdir) for row in read_jsonl(os.path.join(folder, "metrics.jsonl"))]
+
+
+def final_runs(workdir):
+    """(agent config of the first program, every run's final params) in the summary's run order."""
+    from sparse_orl.store.final import load_final, run_folders
+
+    loaded = {}
+    runs = []
+    for folder, i, _ in run_folders(str(workdir)):
+        if folder not in loaded:
+            loaded[folder] = load_final(folder)
+        runs.append(loaded[folder][1][i])
+    return next(iter(loaded.values()))[0], runs
 
 
 # ---- checks -----------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ nothing else in the library is told about it. It then trains pruned through
 ``run_experiment``, exports, and acts in the numpy-only deploy loader exactly as ``act``.
 """
 import dataclasses
-import json
 from typing import ClassVar, Tuple
 
 import jax
@@ -15,29 +14,28 @@ import optax
 import pytest
 
 import equivalence
+from conftest import final_runs, metrics_rows
 from sparse_orl import deploy, export
-from sparse_orl.algos import ALGORITHMS, AlgoConfig, Algorithm, register_algorithm
-from sparse_orl.algos.base import field
-from sparse_orl.store.checkpoint import load_final
-from sparse_orl.config import PruneConfig
-from sparse_orl.job.run import ExperimentConfig, run_experiment
+from sparse_orl.algos import ALGORITHMS, AlgoConfig, Algorithm, NetworkSpec, register_algorithm
 from sparse_orl.algos.networks import MLP
+from sparse_orl.config import ExperimentConfig, PruneConfig
+from sparse_orl.fields import option
+from sparse_orl.job import run_experiment
 
 
 @dataclasses.dataclass(frozen=True)
 class ToyConfig(AlgoConfig):
     algo: ClassVar[str] = "toy_bc"
-    hidden: Tuple[int, ...] = field((16, 16), "Policy hidden sizes.")
-    lr: float = field(3e-3, "Adam learning rate.")
+    hidden: Tuple[int, ...] = option((16, 16), "Policy hidden sizes.", low=1)
+    lr: float = option(3e-3, "Adam learning rate.", low=0, low_open=True)
 
 
 @dataclasses.dataclass(frozen=True)
 class ToyBC(Algorithm):
     """Deterministic behaviour cloning: a = max_action·tanh(f(s)), MSE to the dataset's action."""
 
-    networks: ClassVar[Tuple[str, ...]] = ("policy",)
+    network_specs: ClassVar[Tuple[NetworkSpec, ...]] = (NetworkSpec("policy", "hidden", acts=("",)),)
     metric_names: ClassVar[Tuple[str, ...]] = ("bc_loss",)
-    acting_networks: ClassVar[Tuple[str, ...]] = ("policy",)
 
     @property
     def net(self):
@@ -61,10 +59,6 @@ class ToyBC(Algorithm):
         p, o, loss = self.update("policy", self.loss, state.params["policy"], state.opt_state["policy"], batch)
         return state.replace(params={"policy": p}, opt_state={"policy": o}, step=state.step + 1), {"bc_loss": loss}
 
-    def act(self, params, obs_mean, obs_std, obs, key):
-        obs = self.normalize(obs_mean, obs_std, obs)
-        return self.max_action * jnp.tanh(self.net.apply({"params": params["policy"]}, obs))
-
     def acting_program(self):
         return {"ops": [{"op": "mlp", "net": "policy", "layer": "l", "in": ["obs"], "out": "h"},
                         {"op": "tanh", "x": "h", "scale": self.max_action, "out": "action"}],
@@ -81,16 +75,16 @@ def toy_registered():
 def test_new_algorithm_trains_pruned_exports_and_deploys(toy_registered, tmp_path):
     data = equivalence.make_dataset(str(tmp_path / "hopper_toy.hdf5"))
     cfg = ExperimentConfig(dataset=data, workdir=str(tmp_path / "wd"), agent=ToyConfig(normalize_obs=True),
-                           prunes=(PruneConfig("none"), PruneConfig("snip", snip_batch=32), PruneConfig("erk_random")),
+                           prunes=(PruneConfig("dense"), PruneConfig("snip", score_batch=32), PruneConfig("erk_random")),
                            seeds=(0,), sparsities=(0.8,), steps=60, batch_size=16, eval_every=30, eval_episodes=0,
                            checkpoint_every=30)
     summary = run_experiment(cfg, log=lambda _m: None)
-    assert summary["complete"] and summary["algo_label"] == "toy_bc"
-    assert [(r["pruner"], r["sparsity"]) for r in summary["runs"]] == [("dense", 0.0), ("snip", 0.8), ("random+erk", 0.8)]
-    rows = [json.loads(l) for l in open(tmp_path / "wd" / "metrics.jsonl")]
-    assert {"bc_loss"} <= set(rows[-1])
-    agent_cfg, runs = load_final(str(tmp_path / "wd"))
+    assert summary.complete and summary.algo_label == "toy_bc"
+    assert [(r.pruner, r.sparsity) for r in summary.runs] == [("dense", 0.0), ("snip", 0.8), ("erk_random", 0.8)]
+    assert {"bc_loss"} <= set(metrics_rows(tmp_path / "wd")[-1])
+    agent_cfg, runs = final_runs(tmp_path / "wd")
     algo = ToyBC(ToyConfig.from_dict(agent_cfg), agent_cfg["obs_dim"], agent_cfg["act_dim"], agent_cfg["max_action"])
+    assert algo.networks == algo.acting_networks == ("policy",)
     for r in runs[1:]:
         rep = r["masks"]["policy"]
         kept = sum(int(np.count_nonzero(v["kernel"])) for v in rep.values())
@@ -101,6 +95,10 @@ def test_new_algorithm_trains_pruned_exports_and_deploys(toy_registered, tmp_pat
     out = str(tmp_path / "toy.soc")
     export.export_run(str(tmp_path / "wd"), 1, out)
     obs = np.random.default_rng(0).normal(size=(5, 11)).astype(np.float32)
+    # act is derived from the acting program; the numpy loader interprets the same program
     want = np.asarray(algo.act(runs[1]["params"], runs[1]["obs_mean"], runs[1]["obs_std"], obs, jax.random.PRNGKey(0)))
+    flax_act = algo.max_action * jnp.tanh(algo.net.apply(
+        {"params": runs[1]["params"]["policy"]}, algo.normalize(runs[1]["obs_mean"], runs[1]["obs_std"], obs)))
+    np.testing.assert_allclose(want, np.asarray(flax_act), rtol=1e-5, atol=1e-6)
     for sparse in (False, True):
         np.testing.assert_allclose(deploy.Policy.load(out, sparse=sparse).act(obs), want, rtol=1e-5, atol=1e-5)

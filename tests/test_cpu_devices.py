@@ -1,20 +1,19 @@
 """The CPU split into single-threaded devices (``--cpu_devices``): when "auto" splits, what
 ``split_cpu`` refuses, and that a split job trains the same runs as an unsplit one."""
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 
-from sparse_orl import cpu_devices
+from conftest import TINY_ID, final_runs, start_launcher, subprocess_env
 from sparse_orl.algos import TD3BCConfig
-from sparse_orl.config import PruneConfig
-from sparse_orl.config.job import ExperimentConfig
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sparse_orl.config import ExperimentConfig, PruneConfig
+from sparse_orl.store.summary import read_summary
+from sparse_orl.trainer import devices as cpu_devices
 
 
 @pytest.mark.parametrize("runs,cores,want", [(1, 2, 1), (2, 2, 2), (3, 2, 1), (5, 2, 1), (6, 2, 2), (11, 2, 2),
@@ -45,6 +44,7 @@ def test_split_cpu_refuses_bad_counts_and_a_started_backend():
         cpu_devices.split_cpu(2)
 
 
+@pytest.mark.slow
 def test_split_cpu_in_a_fresh_process_gives_single_threaded_devices_and_keeps_xla_flags():
     script = textwrap.dedent("""
         import json, os
@@ -53,7 +53,7 @@ def test_split_cpu_in_a_fresh_process_gives_single_threaded_devices_and_keeps_xl
         import jax
         print(json.dumps({"devices": jax.device_count(), "flags": os.environ["XLA_FLAGS"]}))
     """)
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, XLA_FLAGS="--xla_backend_optimization_level=0")
+    env = subprocess_env(XLA_FLAGS="--xla_backend_optimization_level=0")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
@@ -64,7 +64,7 @@ def test_split_cpu_in_a_fresh_process_gives_single_threaded_devices_and_keeps_xl
 
 def test_runs_per_program_counts_the_largest_program():
     cfg = ExperimentConfig(dataset="d", workdir="w", agent=TD3BCConfig(),
-                           prunes=(PruneConfig("none"), PruneConfig("erk_random"), PruneConfig("narrow")),
+                           prunes=(PruneConfig("dense"), PruneConfig("erk_random"), PruneConfig("narrow")),
                            seeds=(0, 1), sparsities=(0.9, 0.95))
     assert cfg.runs_per_program == 6  # 2 dense + 2 x 2 erk_random; each narrow program has 2
     only_narrow = ExperimentConfig(dataset="d", workdir="w", agent=TD3BCConfig(), prunes=(PruneConfig("narrow"),),
@@ -73,15 +73,14 @@ def test_runs_per_program_counts_the_largest_program():
 
 
 def _train(tiny_minari_root, wd, devices):
-    args = ["--algo=td3bc", "--dataset=test/hopper/launch-v0", "--actor_hidden=16,16", "--critic_hidden=16,16",
-            "--pruner=none,erk_random", "--sparsity=0.9", "--seeds=0", "--steps=60", "--eval_every=60",
+    args = ["--algo=td3bc", f"--dataset={TINY_ID}", "--actor_hidden=16,16", "--critic_hidden=16,16",
+            "--pruner=dense,erk_random", "--sparsity=0.9", "--seeds=0", "--steps=60", "--eval_every=60",
             "--checkpoint_every=60", "--eval_episodes=2", "--batch_size=32", "--noreport", "--notensorboard",
             f"--cpu_devices={devices}", f"--workdir={wd}"]
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, MINARI_DATASETS_PATH=str(tiny_minari_root))
-    return subprocess.Popen([sys.executable, "-m", "launch.train", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(tiny_minari_root))
+    return start_launcher("launch.train", args, tiny_minari_root, subprocess_env(MINARI_DATASETS_PATH=tiny_minari_root))
 
 
+@pytest.mark.slow
 def test_a_job_split_over_two_cpu_devices_trains_the_same_runs(tiny_minari_root, tmp_path):
     procs = {d: _train(tiny_minari_root, tmp_path / f"wd{d}", d) for d in (1, 2)}
     outs = {}
@@ -90,10 +89,15 @@ def test_a_job_split_over_two_cpu_devices_trains_the_same_runs(tiny_minari_root,
         assert p.returncode == 0, err[-3000:]
         outs[d] = out
     assert "on 2 CPU devices" in outs[2] and "CPU devices" not in outs[1]
-    params = [np.load(tmp_path / f"wd{d}" / "final" / "params.npz") for d in (1, 2)]
-    assert set(params[0].files) == set(params[1].files)
-    for k in params[0].files:
-        np.testing.assert_allclose(params[0][k], params[1][k], rtol=1e-4, atol=1e-5, err_msg=k)
-    summaries = [json.load(open(tmp_path / f"wd{d}" / "summary.json")) for d in (1, 2)]
-    assert [r["label"] if "label" in r else r["pruner"] for r in summaries[0]["runs"]] == \
-        [r["label"] if "label" in r else r["pruner"] for r in summaries[1]["runs"]]
+    (_, one), (_, two) = (final_runs(tmp_path / f"wd{d}") for d in (1, 2))
+    assert [(r["pruner"], r["seed"], r["sparsity"]) for r in one] == \
+        [(r["pruner"], r["seed"], r["sparsity"]) for r in two] == [("dense", 0, 0.0), ("erk_random", 0, 0.9)]
+    for a, b in zip(one, two):
+        for part in ("params", "masks", "obs_mean", "obs_std"):
+            flat_a = jax.tree_util.tree_flatten_with_path(a[part])[0]
+            flat_b = jax.tree_util.tree_leaves(b[part])
+            assert len(flat_a) == len(flat_b)
+            for (path, x), y in zip(flat_a, flat_b):
+                np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=f"{part}{jax.tree_util.keystr(path)}")
+    summaries = [read_summary(str(tmp_path / f"wd{d}")) for d in (1, 2)]
+    assert [[len(r.evals) for r in s.runs] for s in summaries] == [[1, 1], [1, 1]]

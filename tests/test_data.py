@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import re
-import warnings
 
 import gymnasium as gym
-import h5py
 import jax
 import numpy as np
 import pytest
 
+from conftest import make_minari, minari_datasets, write_h5
 from sparse_orl.data import (
     DatasetInfo,
     Transitions,
@@ -27,33 +26,13 @@ TINY_ID = "test/hopper/tiny-v0"
 TINY_REF_ID = "test/hopper/tinyref-v0"
 
 
-def _collect(dataset_id: str, seeds, **create_kwargs):
-    """Roll out random actions in Hopper-v5 (25-step limit) and save a Minari dataset."""
-    import minari
-
-    env = minari.DataCollector(gym.make("Hopper-v5", max_episode_steps=25))
-    env.action_space.seed(0)
-    for s in seeds:
-        env.reset(seed=s)
-        while True:
-            _, _, term, trunc, _ = env.step(env.action_space.sample())
-            if term or trunc:
-                break
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # author/permalink/description warnings
-        env.create_dataset(dataset_id, **create_kwargs)
-    env.close()
-
-
 @pytest.fixture(scope="module")
 def minari_root(tmp_path_factory):
-    """A MINARI_DATASETS_PATH holding two tiny Hopper datasets (built once per module)."""
+    """A MINARI_DATASETS_PATH holding two tiny Hopper datasets of 25-step episodes (built once per module)."""
     root = tmp_path_factory.mktemp("minari")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MINARI_DATASETS_PATH", str(root))
-        mp.chdir(root)  # MuJoCo writes MUJOCO_LOG.TXT (deprecation warnings) into the cwd
-        _collect(TINY_ID, range(8))
-        _collect(TINY_REF_ID, range(2), ref_min_score=-5.0, ref_max_score=50.0)
+    with minari_datasets(root):
+        make_minari(TINY_ID, episodes=8, max_steps=25)
+        make_minari(TINY_REF_ID, episodes=2, max_steps=25, ref_min_score=-5.0, ref_max_score=50.0)
     return root
 
 
@@ -126,13 +105,6 @@ def test_minari_unknown_id_raises(minari_env):
 # ---------------------------------------------------------------- D4RL HDF5
 
 
-def _write_h5(path, **arrays):
-    with h5py.File(path, "w") as f:
-        for k, v in arrays.items():
-            f.create_dataset(k, data=v)
-    return str(path)
-
-
 def _d4rl_arrays(n=6, obs_dim=3, act_dim=2):
     obs = np.arange(n * obs_dim, dtype=np.float64).reshape(n, obs_dim)
     return dict(
@@ -149,7 +121,7 @@ def test_d4rl_with_next_observations(tmp_path):
     a["terminals"][2] = True
     a["timeouts"] = np.zeros(6, bool)
     a["timeouts"][4] = True
-    t, info = load_dataset(_write_h5(tmp_path / "hopper-medium-v2.hdf5", **a))
+    t, info = load_dataset(write_h5(tmp_path / "hopper-medium-v2.hdf5", **a))
     assert t.size == 6  # every row kept: the file pairs rows itself
     np.testing.assert_array_equal(t.next_obs, (a["observations"] + 100).astype(np.float32))
     np.testing.assert_array_equal(t.done, [0, 0, 1, 0, 0, 0])
@@ -165,7 +137,7 @@ def test_d4rl_without_next_observations_drops_timeouts(tmp_path):
     a["terminals"][1] = True  # episode [0, 1] terminates
     a["timeouts"] = np.zeros(7, bool)
     a["timeouts"][4] = True  # episode [2, 4] times out; episode [5, 6] runs off the file end
-    t, info = load_d4rl_hdf5(_write_h5(tmp_path / "data.h5", **a), env_id="Walker2d-v5")
+    t, info = load_d4rl_hdf5(write_h5(tmp_path / "data.h5", **a), env_id="Walker2d-v5")
     obs = a["observations"].astype(np.float32)
     kept = [0, 1, 2, 3, 5]  # drop the timeout row 4 and the file's last row 6
     np.testing.assert_array_equal(t.obs, obs[kept])
@@ -181,7 +153,7 @@ def test_d4rl_without_timeouts_counts_1000_steps(tmp_path):
     n = 2105
     a = _d4rl_arrays(n=n, obs_dim=2, act_dim=1)
     a["terminals"][4] = True  # a 5-step episode, then 1000-step episodes by the counter
-    t, _ = load_d4rl_hdf5(_write_h5(tmp_path / "halfcheetah-random-v0.hdf5", **a))
+    t, _ = load_d4rl_hdf5(write_h5(tmp_path / "halfcheetah-random-v0.hdf5", **a))
     dropped = {4 + 1000, 4 + 2000, n - 1}  # each 1000th step and the file's last row
     kept = np.array([i for i in range(n) if i not in dropped])
     np.testing.assert_array_equal(t.reward, kept.astype(np.float32))
@@ -205,20 +177,20 @@ def test_d4rl_missing_key(tmp_path):
     a = _d4rl_arrays()
     del a["rewards"]
     with pytest.raises(ValueError, match=r"nokey.hdf5.*'rewards'"):
-        load_dataset(_write_h5(tmp_path / "nokey.hdf5", **a))
+        load_dataset(write_h5(tmp_path / "nokey.hdf5", **a))
 
 
 def test_nan_raises(tmp_path):
     a = _d4rl_arrays()
     a["observations"][3, 1] = np.nan
     with pytest.raises(ValueError, match=r"nan.hdf5.*NaN"):
-        load_dataset(_write_h5(tmp_path / "nan.hdf5", **a))
+        load_dataset(write_h5(tmp_path / "nan.hdf5", **a))
 
 
 def test_empty_raises(tmp_path):
     a = {k: v[:0] for k, v in _d4rl_arrays().items()}
     with pytest.raises(ValueError, match=r"empty.hdf5.*empty"):
-        load_dataset(_write_h5(tmp_path / "empty.hdf5", **a))
+        load_dataset(write_h5(tmp_path / "empty.hdf5", **a))
 
 
 def test_validate_transitions_ragged():

@@ -3,10 +3,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_orl.report import diagnostics, pruning
-from sparse_orl.algos import vae_diagnostics
-from sparse_orl.algos import BCConfig, make_algorithm
+from sparse_orl import pruning
+from sparse_orl.algos import BCConfig, make_algorithm, vae_diagnostics
 from sparse_orl.data.transitions import Transitions
+from sparse_orl.report import diagnostics
 
 
 def _k(a):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sparse_orl import deploy, export
+from sparse_orl.store.atomic import flatten, unflatten
 
 HC_OBS, HC_ACT, HC_LAT = 17, 6, 12  # HalfCheetah
 
@@ -38,12 +39,12 @@ def _network(layers, sparsity, rng):
         flat_m[name + "/kernel"] = m
         flat_p[name + "/bias"] = rng.uniform(-b, b, o).astype(np.float32)
         flat_m[name + "/bias"] = np.ones(o, np.float32)
-    return export.unflatten(flat_p), export.unflatten(flat_m)
+    return unflatten(flat_p), unflatten(flat_m)
 
 
 def _assert_bit_exact(params, masks, params2, masks2):
-    fp, fm = export.flatten(params), export.flatten(masks)
-    fp2, fm2 = export.flatten(params2), export.flatten(masks2)
+    fp, fm = flatten(params), flatten(masks)
+    fp2, fm2 = flatten(params2), flatten(masks2)
     assert set(fp) == set(fp2)
     for k in fp:
         want = np.where(fm[k] != 0, fp[k], np.float32(0))  # pruned -0.0 comes back as +0.0
@@ -77,7 +78,7 @@ def test_round_trip_bit_exact(tmp_path, sparsity, codecs, compress):
     assert meta2["config"] == {"algo": "bcq", "hidden": [48, 40]} and meta2["note"] == "x"
     # the standalone loader decodes the same file identically
     fp, fm, meta3 = deploy.read_compact(path)
-    _assert_bit_exact(params, masks, export.unflatten(fp), export.unflatten(fm))
+    _assert_bit_exact(params, masks, unflatten(fp), unflatten(fm))
     assert np.array_equal(meta3["obs_std"], meta["obs_std"])
 
 
@@ -152,11 +153,11 @@ def test_lossy_float16_bfloat16(tmp_path):
         path = str(tmp_path / f"{dtype}.soc")
         assert export.save_compact(path, params, masks, value_dtype=dtype) < 0.75 * lossless
         p2, m2, _ = export.load_compact(path)
-        for k, v in export.flatten(params).items():
-            got = export.flatten(p2)[k]
+        for k, v in flatten(params).items():
+            got = flatten(p2)[k]
             assert got.dtype == np.float32
             np.testing.assert_allclose(got, v, rtol=rtol, atol=1e-7)
-            assert np.array_equal(export.flatten(m2)[k], export.flatten(masks)[k])
+            assert np.array_equal(flatten(m2)[k], flatten(masks)[k])
     with pytest.raises(ValueError, match="value_dtype"):
         export.save_compact(str(tmp_path / "x.soc"), params, masks, value_dtype="int8")
 
@@ -278,27 +279,42 @@ def test_policy_act_sampling_shapes_and_clipping(tmp_path, algo):
 
 
 def test_export_run_and_standalone_deploy(tmp_path):
-    from sparse_orl.store.checkpoint import save_final
+    from sparse_orl.store.final import save_final
 
     agent, params, mean, std, path = _agent_file(tmp_path, "bcq")
     masks = export.load_compact(path)[1]
     stack = lambda t: jax.tree_util.tree_map(lambda x: np.stack([x, x]), t)
     cfg = agent.config.to_dict() | {"obs_dim": 5, "act_dim": 3, "max_action": 1.0, "env_id": "Test-v0"}
     workdir = str(tmp_path / "wd")
-    save_final(workdir, [{"seed": 0, "sparsity": 0.5, "pruner": "random"}] * 2, stack(params), stack(masks),
-               np.stack([mean, mean]), np.stack([std, std]), cfg)
+    save_final(workdir, [{"seed": s, "sparsity": 0.5, "pruner": "random"} for s in (0, 1)], stack(params),
+               stack(masks), np.stack([mean, mean]), np.stack([std, std]), cfg)
     out = str(tmp_path / "policy.soc")
     nbytes = export.export_run(workdir, 1, out)
     assert nbytes == os.path.getsize(out)
     p2, m2, meta = export.load_compact(out)
+    # what acting reads: the actor, Q1, and the VAE's decoder (not its encoder)
     assert set(p2) == {"actor", "critic", "vae"} and set(p2["critic"]) == {"q1"}
-    _assert_bit_exact({k: params[k] for k in ("actor", "vae")}, {k: masks[k] for k in ("actor", "vae")},
-                      {k: p2[k] for k in ("actor", "vae")}, {k: m2[k] for k in ("actor", "vae")})
-    assert meta["config"]["env_id"] == "Test-v0" and meta["run"]["sparsity"] == 0.5
+    assert set(p2["vae"]) == {"d1", "d2", "d3"}
+    decoder = lambda t: {k: v for k, v in t.items() if k.startswith("d")}  # noqa: E731
+    _assert_bit_exact({"actor": params["actor"], "q1": params["critic"]["q1"], "vae": decoder(params["vae"])},
+                      {"actor": masks["actor"], "q1": masks["critic"]["q1"], "vae": decoder(masks["vae"])},
+                      {"actor": p2["actor"], "q1": p2["critic"]["q1"], "vae": p2["vae"]},
+                      {"actor": m2["actor"], "q1": m2["critic"]["q1"], "vae": m2["vae"]})
+    assert meta["config"]["env_id"] == "Test-v0" and meta["run"] == {"seed": 1, "sparsity": 0.5, "pruner": "random"}
     assert np.array_equal(meta["obs_mean"], mean)
-    small = str(tmp_path / "dec.soc")
-    assert export.export_run(workdir, 0, small, vae_decoder_only=True) < nbytes
-    assert set(export.load_compact(small)[0]["vae"]) == {"d1", "d2", "d3"}
+    # the same run chosen by its seed instead of its index: the same bytes
+    by_seed = str(tmp_path / "by_seed.soc")
+    assert export.export_run(workdir, out_path=by_seed, pruner="random", seed=1) == nbytes
+    assert open(by_seed, "rb").read() == open(out, "rb").read()
+    with pytest.raises(ValueError, match=r"2 runs of .* match pruner=None sparsity=0.5 seed=None; its runs are "
+                                         r"0: random 0.5 seed 0; 1: random 0.5 seed 1"):
+        export.export_run(workdir, out_path=by_seed, sparsity=0.5)
+    # the whole VAE and both Q-networks on request: a larger file
+    full = str(tmp_path / "full.soc")
+    assert export.export_run(workdir, 0, full, include_q2=True, acting_only=False) > nbytes
+    p3, _, _ = export.load_compact(full)
+    assert set(p3["vae"]) == set(params["vae"]) and set(p3["critic"]) == {"q1", "q2"}
+    small = out
     # deploy.py copied alone next to the file, run without sparse_orl, flax or jax
     deploy_src = os.path.join(os.path.dirname(deploy.__file__), "deploy.py")
     code = (

@@ -10,12 +10,11 @@ import sys
 import pytest
 
 import equivalence
+from conftest import error_lines, run_launcher, start_launcher, subprocess_env
 from sparse_orl.algos import BCConfig
-from sparse_orl.config import PruneConfig
-from sparse_orl.job.run import ExperimentConfig, run_experiment
+from sparse_orl.config import ExperimentConfig, PruneConfig
+from sparse_orl.job import run_experiment
 from sparse_orl.store.locks import workdir_lock
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cfg(tmp_path, **kw):
@@ -44,7 +43,7 @@ def test_second_trainer_on_a_workdir_stops_at_once_naming_the_holder(tmp_path):
         assert not os.path.exists(os.path.join(cfg.workdir, "config.json"))  # nothing was claimed
     finally:
         held.release()
-    assert run_experiment(cfg, log=_quiet)["complete"]  # a released (or dead holder's) lock is taken
+    assert run_experiment(cfg, log=_quiet).complete  # a released (or dead holder's) lock is taken
 
 
 def test_checkpoints_of_another_experiment_are_refused_without_config_json(tmp_path):
@@ -63,10 +62,10 @@ def test_corrupt_newest_checkpoint_is_moved_aside_and_the_run_finishes(tmp_path)
             with open(f, "r+b") as fh:
                 fh.truncate(os.path.getsize(f) // 2)
     summary = run_experiment(cfg, log=_quiet)
-    assert summary["complete"]
+    assert summary.complete
     assert glob.glob(ckpts + ".corrupt/40-*")  # kept, not deleted
     again = run_experiment(cfg, log=_quiet)  # and the workdir stays finishable
-    assert again["complete"]
+    assert again.complete
 
 
 def test_unreadable_metrics_lines_are_reported_dropped_and_the_csv_rebuilt(tmp_path):
@@ -78,7 +77,7 @@ def test_unreadable_metrics_lines_are_reported_dropped_and_the_csv_rebuilt(tmp_p
         f.write(lines[0][: len(lines[0]) // 2] + "\n" + "".join(lines[1:]) + '{"step": 4')
     logs = []
     summary = run_experiment(cfg, log=logs.append)
-    assert summary["complete"]
+    assert summary.complete
     assert any(l.startswith("warning: ") and "2 unreadable lines dropped" in l for l in logs), logs
     rows = [json.loads(l) for l in open(path)]  # every line readable again
     with open(os.path.join(cfg.workdir, "metrics.csv")) as f:
@@ -94,8 +93,8 @@ def test_truncated_summary_is_rebuilt_from_the_checkpoints(tmp_path):
         f.truncate(os.path.getsize(path) // 3)
     logs = []
     again = run_experiment(cfg, log=logs.append)
-    assert again["complete"] and any("rebuilding it from the checkpoints" in l for l in logs)
-    assert [r["evals"] for r in again["runs"]] == [r["evals"] for r in first["runs"]]
+    assert again.complete and any("rebuilding it from the checkpoints" in l for l in logs)
+    assert [r.evals for r in again.runs] == [r.evals for r in first.runs]
     assert json.load(open(path))["complete"]
 
 
@@ -107,6 +106,7 @@ def test_workdir_that_is_a_file_is_refused_in_one_line(tmp_path, kind):
         run_experiment(_cfg(tmp_path, workdir=str(wd)), log=_quiet)
 
 
+@pytest.mark.slow
 def test_every_run_diverged_exits_3_and_diverged_is_printed_once(tmp_path):
     import h5py
 
@@ -114,23 +114,20 @@ def test_every_run_diverged_exits_3_and_diverged_is_printed_once(tmp_path):
     equivalence.make_dataset(data)
     with h5py.File(data, "r+") as f:  # finite rewards whose TD targets overflow float32
         f["rewards"][...] = 3e38
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    cmd = [sys.executable, "-m", "launch.train", f"--dataset={data}", "--algo=td3bc", "--actor_hidden=8",
-           "--critic_hidden=8", "--pruner=none", "--seeds=0", "--steps=400", "--eval_every=100",
-           "--checkpoint_every=400", "--eval_episodes=0", "--batch_size=16", "--noreport", "--notensorboard",
-           "--chunk_s=0.01", f"--workdir={tmp_path}/wd"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    args = [f"--dataset={data}", "--algo=td3bc", "--actor_hidden=8", "--critic_hidden=8", "--pruner=dense",
+            "--seeds=0", "--steps=400", "--eval_every=100", "--checkpoint_every=400", "--eval_episodes=0",
+            "--batch_size=16", "--noreport", "--notensorboard", "--chunk_s=0.01", f"--workdir={tmp_path}/wd"]
+    p = run_launcher("launch.train", args, tmp_path)
     assert p.returncode == 3, p.stderr
     assert p.stdout.count("DIVERGED") == 1, p.stdout
     assert "every run diverged" in p.stderr
     # launch.evaluate flags the diverged run instead of printing its score as a result
-    p = subprocess.run([sys.executable, "-m", "launch.evaluate", f"--workdir={tmp_path}/wd", "--episodes=1",
-                        "--max_episode_steps=5"], capture_output=True, text=True, env=env, cwd=tmp_path,
-                       timeout=300)
+    p = run_launcher("launch.evaluate", [f"--workdir={tmp_path}/wd", "--episodes=1", "--max_episode_steps=5"], tmp_path)
     assert p.returncode == 0, p.stderr
     assert "DIVERGED in training at step" in p.stdout
 
 
+@pytest.mark.slow
 def test_bad_flags_get_one_line_exit_2_before_any_work(tmp_path):
     data = str(tmp_path / "hopper_faults.hdf5")
     equivalence.make_dataset(data)
@@ -157,30 +154,29 @@ def test_bad_flags_get_one_line_exit_2_before_any_work(tmp_path):
         "truncated_h5": ([f"--dataset={trunc}"], r"hopper_trunc\.hdf5"),
         "workdir_sys": (["--workdir=/sys/sparse_orl_test"], r"--workdir=/sys/sparse_orl_test cannot be created"),
     }
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
     procs = {}
     for name, (args, _) in cases.items():
         wd = [] if any(a.startswith("--workdir") for a in args) else [f"--workdir={tmp_path}/wd_{name}"]
-        procs[name] = subprocess.Popen([sys.executable, "-m", "launch.train", *base, *args, *wd],
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        procs[name] = start_launcher("launch.train", [*base, *args, *wd], tmp_path)
     for name, p in procs.items():
         out, err = p.communicate(timeout=300)
-        lines = [l for l in err.splitlines() if l.startswith("error:")]
+        lines = error_lines(err)
         assert p.returncode == 2, (name, err[-1500:])
         assert len(lines) == 1 and re.search(cases[name][1], lines[0]), (name, err[-1500:])
         assert "Traceback" not in err, (name, err[-1500:])
         assert not os.path.exists(tmp_path / f"wd_{name}" / "config.json"), name
 
 
+@pytest.mark.slow
 def test_a_write_failure_mid_run_is_one_line_exit_1_and_the_same_command_resumes(tmp_path):
     """A full disk, simulated without root: RLIMIT_FSIZE makes writes past 30 kB fail with EFBIG."""
     data = str(tmp_path / "hopper_faults.hdf5")
     equivalence.make_dataset(data)
     cmd = [sys.executable, "-m", "launch.train", f"--dataset={data}", "--algo=bc", "--bc_vae_only",
-           "--vae_hidden=128,128", "--pruner=none", "--seeds=0", "--steps=40", "--eval_every=20",
+           "--vae_hidden=128,128", "--pruner=dense", "--seeds=0", "--steps=40", "--eval_every=20",
            "--checkpoint_every=20", "--eval_episodes=0", "--batch_size=16", "--noreport", "--notensorboard",
            f"--workdir={tmp_path}/wd"]
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    env = subprocess_env()
 
     # the limit is set in a fresh interpreter that then execs the launcher (no fork of this one);
     # with SIGXFSZ ignored, a write past the limit fails with EFBIG instead of killing the process
@@ -188,7 +184,7 @@ def test_a_write_failure_mid_run_is_one_line_exit_1_and_the_same_command_resumes
                   "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
     p = subprocess.run([sys.executable, "-c", small_disk] + cmd[1:], capture_output=True, text=True, env=env,
                        cwd=tmp_path, timeout=300)
-    lines = [l for l in p.stderr.splitlines() if l.startswith("error:")]
+    lines = error_lines(p.stderr)
     assert p.returncode == 1, p.stderr[-2000:]
     assert len(lines) == 1 and "checkpoint of step 20 not written" in lines[0] and "File too large" in lines[0]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
@@ -196,12 +192,11 @@ def test_a_write_failure_mid_run_is_one_line_exit_1_and_the_same_command_resumes
     assert json.load(open(tmp_path / "wd" / "summary.json"))["complete"]
 
 
+@pytest.mark.slow
 def test_launch_report_creates_nothing_when_it_fails(tmp_path):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    os.makedirs(tmp_path / "empty")
     for args in ([f"--workdir={tmp_path}/missing"], [f"--workdir={tmp_path}/empty"]):
-        os.makedirs(tmp_path / "empty", exist_ok=True)
-        p = subprocess.run([sys.executable, "-m", "launch.report", *args], capture_output=True, text=True,
-                           env=env, timeout=120)
+        p = run_launcher("launch.report", args, tmp_path, timeout=120)
         assert p.returncode == 2 and p.stderr.startswith("error: "), p.stderr
     assert not os.path.exists(tmp_path / "missing")
     assert os.listdir(tmp_path / "empty") == []

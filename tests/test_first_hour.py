@@ -5,36 +5,23 @@ import os
 import re
 import signal
 import stat
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from conftest import TINY_ID
-from sparse_orl import config as options_lib
-from sparse_orl.job.progress import ChunkSizer, final_table, score_text
+from conftest import REPO, TINY_ID, error_lines, metrics_rows, program_folders, run_launcher, start_launcher
+from sparse_orl.config import job_options
+from sparse_orl.job.progress import ChunkSizer, score_text
+from sparse_orl.report import final_table
+from sparse_orl.store.summary import Eval, RunResult, Summary
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ["--algo=bc", "--bc_vae_only", "--vae_hidden=16,16", "--batch_size=16", "--seeds=0",
               f"--dataset={TINY_ID}"]
 
 
-@pytest.fixture
-def minari_env(tiny_minari_root, monkeypatch, tmp_path):
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_minari_root))
-    monkeypatch.chdir(tmp_path)
-    return tiny_minari_root
-
-
-def _env():
-    return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-
-
-def _train(args, cwd, **kw):
-    return subprocess.Popen([sys.executable, "-m", "launch.train", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=cwd, **kw)
+def _train(args, cwd):
+    return start_launcher("launch.train", args, cwd)
 
 
 def _signal_after_compile(proc, signum, timeout=240):
@@ -50,6 +37,7 @@ def _signal_after_compile(proc, signum, timeout=240):
     return proc.returncode, "".join(seen) + out, err
 
 
+@pytest.mark.slow
 def test_sigint_and_sigterm_checkpoint_exit_130_143_and_the_same_command_resumes(minari_env, tmp_path):
     wd = tmp_path / "wd"
     cmd = TINY_FLAGS + ["--pruner=erk_random", "--sparsity=0.9", "--steps=40000", "--eval_every=40000",
@@ -76,15 +64,16 @@ def test_sigint_and_sigterm_checkpoint_exit_130_143_and_the_same_command_resumes
     summary = json.load(open(wd / "summary.json"))
     assert summary["complete"] and summary["runs"][0]["evals"][-1]["step"] == 40000
     # the final table: one row per (pruner, sparsity)
-    assert re.search(r"random\+erk\s+0\.9\s+1\s+-?\d+\.\d", out), out
+    assert re.search(r"erk_random\s+0\.9\s+1\s+-?\d+\.\d", out), out
     # quiet: no MuJoCo deprecation flood, no MUJOCO_LOG.TXT in the user's directory
     assert "settotalmass" not in out + err
     assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
 
 
+@pytest.mark.slow
 def test_failed_launch_claims_nothing_and_refusals_list_only_real_differences(minari_env, tmp_path):
     wd = tmp_path / "wd"
-    base = TINY_FLAGS[:-1] + ["--pruner=none,snip", "--sparsity=0.5", "--steps=20", "--eval_every=20",
+    base = TINY_FLAGS[:-1] + ["--pruner=dense,snip", "--sparsity=0.5", "--steps=20", "--eval_every=20",
                               "--checkpoint_every=20", "--eval_episodes=0", "--noreport", f"--workdir={wd}"]
     proc = _train(base + ["--dataset=test/hopper/typo-v0"], tmp_path)
     _, err = proc.communicate(timeout=300)
@@ -95,17 +84,17 @@ def test_failed_launch_claims_nothing_and_refusals_list_only_real_differences(mi
     assert proc.returncode == 0, err
     proc = _train(base + [f"--dataset={TINY_ID}", "--lr=0.0003"], tmp_path)
     _, err = proc.communicate(timeout=300)
-    line = [l for l in err.splitlines() if l.startswith("error:")]
+    line = error_lines(err)
     assert proc.returncode == 2 and len(line) == 1
     assert "agent.lr: 0.001 -> 0.0003" in line[0]
     assert "prunes" not in line[0] and "workdir:" not in line[0]
 
 
+@pytest.mark.slow
 def test_help_shows_every_option_and_readme_lists_every_flag():
-    out = subprocess.run([sys.executable, "-m", "launch.train", "--help"], capture_output=True, text=True,
-                         env=_env(), cwd=REPO, timeout=120).stdout
+    out = run_launcher("launch.train", ["--help"], REPO, timeout=120).stdout
     readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    names = [o.name for o in options_lib.train_options()]
+    names = [o.name for o in job_options()]
     for name in names:
         assert re.search(rf"--(\[no\])?{name}:", out), name
         assert f"`--{name}" in readme, f"README's flag table lacks --{name}"
@@ -114,28 +103,30 @@ def test_help_shows_every_option_and_readme_lists_every_flag():
 
 def test_dense_runs_are_labelled_dense_everywhere_and_trained_once_per_seed(minari_env, tmp_path):
     from sparse_orl.algos import make_config
-    from sparse_orl.config import PruneConfig
-    from sparse_orl.job.run import ExperimentConfig, LogConfig, run_experiment
+    from sparse_orl.config import ExperimentConfig, LogConfig, PruneConfig
+    from sparse_orl.job import run_experiment
+    from sparse_orl.store.final import run_folders
 
     cfg = ExperimentConfig(dataset=TINY_ID, workdir=str(tmp_path / "wd"),
                            agent=make_config("bc", vae_only=True, vae_hidden=(16, 16)),
-                           prunes=(PruneConfig("snip", snip_batch=32), PruneConfig("random")),
+                           prunes=(PruneConfig("snip", score_batch=32), PruneConfig("random")),
                            seeds=(0, 1), sparsities=(0.0, 0.5), steps=20, batch_size=16, eval_every=20,
                            eval_episodes=1, checkpoint_every=20, eval_max_episode_steps=5)
     lines = []
     summary = run_experiment(cfg, log=lines.append, logs=LogConfig(report=False, tensorboard=False))
-    labels = [(r["pruner"], r["seed"], r["sparsity"]) for r in summary["runs"]]
-    assert labels == [("dense", 0, 0.0), ("snip", 0, 0.5), ("dense", 1, 0.0), ("snip", 1, 0.5),
-                      ("random", 0, 0.5), ("random", 1, 0.5)]
-    assert all(rep["sparsity"] == 0.0 for r in summary["runs"] if r["pruner"] == "dense" for rep in r["masks"].values())
-    runs_json = json.load(open(tmp_path / "wd" / "final" / "runs.json"))["runs"]
-    assert [r["pruner"] for r in runs_json] == [p for p, _, _ in labels]
-    rows = [json.loads(l) for l in open(tmp_path / "wd" / "metrics.jsonl")]
-    assert {r["pruner"] for r in rows} == {"dense", "snip", "random"}
-    # the progress line groups scores by (pruner, sparsity)
-    assert any(re.search(r"score dense [-\d.]+ \([-\d.]+\.\.[-\d.]+\), snip 0\.5", l) for l in lines), lines
+    labels = [(r.pruner, r.seed, r.sparsity) for r in summary.runs]
+    # one dense run per seed, whichever method was given level 0 (the order depends on the programs)
+    assert sorted(labels) == [("dense", 0, 0.0), ("dense", 1, 0.0), ("random", 0, 0.5), ("random", 1, 0.5),
+                              ("snip", 0, 0.5), ("snip", 1, 0.5)]
+    assert all(rep["sparsity"] == 0.0 for r in summary.runs if r.pruner == "dense" for rep in r.masks.values())
+    assert [r["pruner"] for _, _, r in run_folders(str(tmp_path / "wd"))] == [p for p, _, _ in labels]
+    assert {r["pruner"] for r in metrics_rows(tmp_path / "wd")} == {"dense", "snip", "random"}
+    # the progress line groups scores by (pruner, sparsity): the two dense seeds as one group
+    assert any(re.search(r"score (.*, )?dense [-\d.]+ \([-\d.]+\.\.[-\d.]+\)", l) for l in lines), lines
+    assert any(re.search(r"snip 0\.5 [-\d.]+ \([-\d.]+\.\.[-\d.]+\)", l) for l in lines), lines
 
 
+@pytest.mark.slow
 def test_python_api_trains_tables_exports_and_writes_csv_tensorboard_report(minari_env, tmp_path):
     import sparse_orl
     from sparse_orl import deploy
@@ -148,11 +139,18 @@ def test_python_api_trains_tables_exports_and_writes_csv_tensorboard_report(mina
     assert lines[0].startswith("workdir: ") and res.workdir == lines[0].split(": ", 1)[1]
     table = res.table()
     assert [(r["pruner"], r["sparsity"], r["seed"], r["step"]) for r in table] == [
-        ("dense", 0.0, 0, 40), ("random+erk", 0.9, 0, 40)]
+        ("dense", 0.0, 0, 40), ("erk_random", 0.9, 0, 40)]
     assert all(np.isfinite(r["normalized_score"]) for r in table)
-    assert len(res.table(final_only=False)) == 4
+    every = res.table(final_only=False)
+    assert len(every) == 4
+    for row in table:  # a run's score: the mean of its last evaluations (both of them here)
+        mine = [r["normalized_score"] for r in every if r["run"] == row["run"]]
+        assert row["score"] == pytest.approx(np.mean(mine))
+    # filters take the name given to train ("none") or the label printed ("dense")
+    assert [r["run"] for r in res.table(pruner="none")] == [r["run"] for r in res.table(pruner="dense")] == [0]
+    assert [r["pruner"] for r in res.table(sparsity=0.9, seed=0)] == ["erk_random"]
     path = str(tmp_path / "policy.sorl")
-    assert res.export(1, path) > 0
+    assert res.export(path, pruner="erk_random", seed=0) > 0
     policy = deploy.Policy.load(path)
     assert policy.sparse  # the fast sparse kernels by default on numpy
     assert policy.act(np.zeros(policy.obs_dim, np.float32)).shape == (policy.act_dim,)
@@ -160,30 +158,33 @@ def test_python_api_trains_tables_exports_and_writes_csv_tensorboard_report(mina
     summ = dense.kernel_summary()  # works on any load
     assert summ and all(layer["kernel"] == "dense" for net in summ.values() for layer in net)
     assert [l["nnz"] for l in summ["vae/d"]] == [l["nnz_before"] for l in policy.kernel_summary()["vae/d"]]
-    # metrics.csv holds the JSONL's rows
-    rows = [json.loads(l) for l in open(os.path.join(res.workdir, "metrics.jsonl"))]
-    with open(os.path.join(res.workdir, "metrics.csv")) as f:
-        csv_rows = list(csv.DictReader(f))
-    assert len(csv_rows) == len(rows) > 0
-    assert [int(r["step"]) for r in csv_rows] == [r["step"] for r in rows]
-    assert float(csv_rows[-1]["vae_loss"]) == pytest.approx(rows[-1]["vae_loss"], rel=1e-6)
-    assert csv_rows[-1]["normalized_score"] != ""
-    # TensorBoard: one folder of events per run
-    tb = os.path.join(res.workdir, "tensorboard")
-    assert sorted(os.listdir(tb)) == ["dense-seed0", "random+erk-0.9-seed0"]
-    assert all(any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(tb, d)))
-               for d in os.listdir(tb))
-    # the report, written at the end
+    runs_tb = []
+    for folder in program_folders(res.workdir):
+        # metrics.csv holds the JSONL's rows
+        rows = [json.loads(l) for l in open(os.path.join(folder, "metrics.jsonl"))]
+        with open(os.path.join(folder, "metrics.csv")) as f:
+            csv_rows = list(csv.DictReader(f))
+        assert len(csv_rows) == len(rows) > 0
+        assert [int(r["step"]) for r in csv_rows] == [r["step"] for r in rows]
+        assert float(csv_rows[-1]["vae_loss"]) == pytest.approx(rows[-1]["vae_loss"], rel=1e-6)
+        assert csv_rows[-1]["normalized_score"] != ""
+        # TensorBoard: one folder of events per run
+        tb = os.path.join(folder, "tensorboard")
+        assert all(any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(tb, d)))
+                   for d in os.listdir(tb))
+        runs_tb += os.listdir(tb)
+        # masks are stored as booleans
+        with np.load(os.path.join(folder, "final", "params.npz")) as z:
+            assert all(z[k].dtype == np.bool_ for k in z.files if "/masks/" in k)
+    assert sorted(runs_tb) == ["dense-seed0", "erk_random-0.9-seed0"]
+    # the final table and the report, written at the end
+    assert any("score (last 3 evals)" in l for l in lines)
     assert any(f.endswith(".png") for f in os.listdir(os.path.join(res.workdir, "report")))
-    assert any("final score" in l for l in lines)
     # files get the umask's permissions, not mkstemp's 0600
     mode = stat.S_IMODE(os.stat(os.path.join(res.workdir, "summary.json")).st_mode)
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
-    # masks are stored as booleans
-    with np.load(os.path.join(res.workdir, "final", "params.npz")) as z:
-        assert all(z[k].dtype == np.bool_ for k in z.files if "/masks/" in k)
 
 
 def test_python_api_refuses_unknown_and_mistyped_options(tmp_path):
@@ -193,7 +194,7 @@ def test_python_api_refuses_unknown_and_mistyped_options(tmp_path):
         sparse_orl.train(dataset="x", stepz=10, workdir=str(tmp_path), log=None)
     with pytest.raises(ValueError, match="--steps must be an integer"):
         sparse_orl.train(dataset="x", steps="10", workdir=str(tmp_path), log=None)
-    with pytest.raises(ValueError, match="--pruner: unknown"):
+    with pytest.raises(ValueError, match=r"--pruner must be one of .*, got 'foo'"):
         sparse_orl.train(dataset="x", pruner="foo", workdir=str(tmp_path), log=None)
 
 
@@ -203,7 +204,7 @@ def test_wandb_offline_needs_no_network(minari_env, tmp_path, monkeypatch):
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     res = sparse_orl.train(dataset=TINY_ID, algo="bc", bc_vae_only=True, vae_hidden=[8], batch_size=16,
-                           pruner="none", seeds=[0], steps=20, eval_every=20, checkpoint_every=20,
+                           pruner="dense", seeds=[0], steps=20, eval_every=20, checkpoint_every=20,
                            eval_episodes=0, report=False, wandb_project="sparse-orl-test", wandb_mode="offline",
                            workdir=str(tmp_path / "wd"), log=None)
     assert res.complete
@@ -223,27 +224,32 @@ def test_chunk_sizer_score_groups_and_final_table():
     assert txt == " | score dense 70.0, snip 0.95 2.0"
     txt = score_text([("dense", 0.0), ("dense", 0.0)], [70.0, 74.0])
     assert txt == " | score dense 72.0 (70.0..74.0)"
-    summary = {"runs": [
-        {"pruner": "dense", "sparsity": 0.0, "status": "ok", "evals": [{"normalized_score": 70.0}],
-         "train_steps_per_s": 100.0},
-        {"pruner": "dense", "sparsity": 0.0, "status": "ok", "evals": [{"normalized_score": 74.0}],
-         "train_steps_per_s": 100.0},
-        {"pruner": "snip", "sparsity": 0.95, "status": "diverged", "evals": [], "train_steps_per_s": 100.0}]}
+
+    def run(pruner, sparsity, scores, status="ok", sps=100.0, runs=3):
+        return RunResult(seed=0, sparsity=sparsity, pruner=pruner, status=status,
+                         evals=[Eval(10 * (i + 1), [s], s, s) for i, s in enumerate(scores)],
+                         train_steps_per_s=sps, program_runs=runs)
+
+    # a run's score is the mean of its last 3 evaluations: 74 of (60, 70, 80, 72)
+    summary = Summary(config={}, runs=[run("dense", 0.0, [70.0]), run("dense", 0.0, [60.0, 70.0, 80.0, 72.0]),
+                                       run("snip", 0.95, [], status="diverged")])
+    assert [r.score() for r in summary.runs] == [70.0, pytest.approx(74.0), None]
     table = final_table(summary, wall_s=75.0)
-    assert re.search(r"dense\s+0\s+2\s+72\.0 ± 2\.0\s+100", table), table
+    # mean ± sample std over seeds (ddof = 1), and run-steps/s of the program (100 per run x 3 runs)
+    assert re.search(r"dense\s+0\s+2\s+72\.0 ± 2\.8\s+300\s+3", table), table
     assert re.search(r"snip\s+0\.95\s+1\s+n/a \(1 diverged\)", table), table
     assert table.endswith("wall time 1m15s")
-    long = {"pruner": "random+erk+only-critic-value", "sparsity": 0.95, "status": "ok",
-            "evals": [{"normalized_score": 9.0}], "train_steps_per_s": 30.0}
-    head, _, *rows = final_table({"runs": summary["runs"] + [long]}).splitlines()
+    long = run("erk_random+only-critic-value", 0.95, [9.0], sps=30.0)
+    head, _, *rows = final_table(Summary(config={}, runs=summary.runs + [long])).splitlines()[:-1]
     end = head.index("sparsity") + len("sparsity")  # columns stay aligned past a long label
     assert [r[end - 4:end] for r in rows] == ["   0", "0.95", "0.95"], rows
 
 
+@pytest.mark.slow
 def test_python_sweep_api_trains_resumes_and_names_bad_keywords(minari_env, tmp_path):
     import sparse_orl
 
-    kw = dict(datasets=[TINY_ID], algos=["bc"], bc_vae_only=True, vae_hidden=[8, 8], pruners=["none", "random"],
+    kw = dict(datasets=[TINY_ID], algos=["bc"], bc_vae_only=True, vae_hidden=[8, 8], pruners=["dense", "random"],
               sparsities=[0.5], seeds=[0], steps=20, eval_every=20, checkpoint_every=20, eval_episodes=1,
               eval_max_episode_steps=5,
               batch_size=16, log=None)
@@ -254,7 +260,8 @@ def test_python_sweep_api_trains_resumes_and_names_bad_keywords(minari_env, tmp_
     assert {(r["pruner"], r["sparsity"]) for r in rows} == {("dense", 0.0), ("random", 0.5)}
     again = sparse_orl.train_sweep(wd, **kw)  # finished programs are skipped
     assert again.ran == [] and again.done == first.ran
-    with pytest.raises(ValueError, match=r"unknown option pruner_s \(the options are launch.sweep's flags"):
+    with pytest.raises(ValueError, match=r"unknown option pruner_s \(did you mean pruners\?\); the options are "
+                                         r"launch.sweep's flags"):
         sparse_orl.train_sweep(wd, pruner_s=["snip"], **kw)
     with pytest.raises(ValueError, match=r"a sweep takes --algos \(a comma list\), not --algo"):
         sparse_orl.train_sweep(wd, algo="bc", **kw)

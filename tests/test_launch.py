@@ -1,36 +1,24 @@
 """End to end: launch.train on a tiny dataset, kill-and-resume, refusals, bad input."""
 import json
-import os
-import subprocess
-import sys
+import re
 
-import h5py
 import numpy as np
 import pytest
 
-from conftest import TINY_ID
-from sparse_orl.store.checkpoint import load_final
+from conftest import TINY_ID, error_lines, final_runs, metrics_rows, start_launcher, write_random_d4rl
 from sparse_orl.algos import make_config
-from sparse_orl.config import PruneConfig
-from sparse_orl.job.run import ExperimentConfig, run_experiment
-from sparse_orl.store.atomic import read_jsonl
+from sparse_orl.config import ExperimentConfig, PruneConfig
+from sparse_orl.job import run_experiment
+from sparse_orl.job.evaluation import evaluate_workdir
 
 TINY_AGENT = dict(actor_hidden=(16, 16), critic_hidden=(16, 16), vae_hidden=(24, 24))
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def minari_env(tiny_minari_root, monkeypatch, tmp_path):
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_minari_root))
-    monkeypatch.chdir(tmp_path)
-    return tiny_minari_root
 
 
 def _config(workdir, algo="bcq", steps=60, **kw):
     base = dict(
         dataset=TINY_ID, workdir=str(workdir),
         agent=make_config(algo, **({"vae_only": True} if algo == "bc" else {}), **TINY_AGENT),
-        prunes=(PruneConfig("snip", snip_batch=40),), seeds=(0, 1), sparsities=(0.5, 0.9),
+        prunes=(PruneConfig("snip", score_batch=40),), seeds=(0, 1), sparsities=(0.5, 0.9),
         steps=steps, batch_size=16, eval_every=20, eval_episodes=2, checkpoint_every=20,
         eval_max_episode_steps=8,
     )
@@ -43,12 +31,12 @@ def _quiet(_):
 
 
 def test_train_end_to_end_writes_summary_metrics_and_zeroed_params(minari_env, tmp_path):
-    # dense and SNIP runs side by side in one program; dense runs at sparsity 0 only
+    # dense and SNIP runs side by side; dense runs at sparsity 0 only
     cfg = _config(tmp_path / "wd", checkpoint_every=40,
-                  prunes=(PruneConfig("none"), PruneConfig("snip", snip_batch=40)))
+                  prunes=(PruneConfig("dense"), PruneConfig("snip", score_batch=40)))
     summary = run_experiment(cfg, log=_quiet)
     on_disk = json.load(open(tmp_path / "wd" / "summary.json"))
-    assert on_disk == json.loads(json.dumps(summary))
+    assert on_disk == json.loads(json.dumps(summary.to_json()))
     assert on_disk["complete"] is True
     assert set(on_disk["provenance"]) >= {"git_commit", "versions", "dataset_id", "dataset_sha256"}
     assert on_disk["score_reference"]["source"] in ("dataset metadata", "D4RL constants")
@@ -62,9 +50,9 @@ def test_train_end_to_end_writes_summary_metrics_and_zeroed_params(minari_env, t
         assert [e["step"] for e in run["evals"]] == [20, 40, 60]
         for e in run["evals"]:
             assert len(e["returns"]) == 2 and np.isfinite(e["normalized_score"])
-    steps = [(r["step"], r["pruner"], r["seed"], r["sparsity"]) for r in read_jsonl(tmp_path / "wd" / "metrics.jsonl")]
+    steps = [(r["step"], r["pruner"], r["seed"], r["sparsity"]) for r in metrics_rows(tmp_path / "wd")]
     assert len(steps) == len(set(steps)) == 3 * 6
-    agent_cfg, runs = load_final(str(tmp_path / "wd"))
+    agent_cfg, runs = final_runs(tmp_path / "wd")
     assert agent_cfg["algo"] == "bcq" and len(runs) == 6
     for r in runs:
         flat_p, flat_m = [], []
@@ -82,33 +70,30 @@ def test_train_end_to_end_writes_summary_metrics_and_zeroed_params(minari_env, t
         kept = sum(int(m.sum()) for p, m in zip(flat_p, flat_m) if p.ndim == 2)
         total = sum(m.size for p, m in zip(flat_p, flat_m) if p.ndim == 2)
         assert kept / total == pytest.approx(1 - r["sparsity"], abs=1e-3)
-    # the saved params evaluate again through launch.evaluate
-    from launch.evaluate import evaluate_workdir
-
+    # the saved params evaluate again (launch.evaluate)
     again = evaluate_workdir(str(tmp_path / "wd"), episodes=2, seed=7, max_episode_steps=8)
     assert [(r["pruner"], r["seed"], r["sparsity"]) for r in again["runs"]] == [
         (r["pruner"], r["seed"], r["sparsity"]) for r in on_disk["runs"]]
     assert all(len(r["returns"]) == 2 and np.isfinite(r["normalized_score"]) for r in again["runs"])
     # re-running a finished experiment does nothing and returns the same summary
-    assert run_experiment(cfg, log=_quiet)["runs"] == on_disk["runs"]
+    assert run_experiment(cfg, log=_quiet).to_json()["runs"] == on_disk["runs"]
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_identical_results(minari_env, tmp_path):
     kw = dict(algo="bc", steps=80, checkpoint_every=40, sparsities=(0.0, 0.9), seeds=(0,))
     run_experiment(_config(tmp_path / "straight", **kw), log=_quiet)
     cfg = _config(tmp_path / "killed", **kw)
     # stop at 60 with the last checkpoint at 40: rows for step 60 are written twice
     out = run_experiment(cfg, log=_quiet, stop_at=60)
-    assert out["complete"] is False
+    assert out.complete is False
     run_experiment(cfg, log=_quiet)
     a = json.load(open(tmp_path / "straight" / "summary.json"))
     b = json.load(open(tmp_path / "killed" / "summary.json"))
     assert [r["evals"] for r in a["runs"]] == [r["evals"] for r in b["runs"]]
-    rows_a = read_jsonl(tmp_path / "straight" / "metrics.jsonl")
-    rows_b = read_jsonl(tmp_path / "killed" / "metrics.jsonl")
-    assert rows_a == rows_b
-    _, ra = load_final(str(tmp_path / "straight"))
-    _, rb = load_final(str(tmp_path / "killed"))
+    assert metrics_rows(tmp_path / "straight") == metrics_rows(tmp_path / "killed")
+    _, ra = final_runs(tmp_path / "straight")
+    _, rb = final_runs(tmp_path / "killed")
     for x, y in zip(ra, rb):
         for layer in x["params"]["vae"]:
             np.testing.assert_array_equal(x["params"]["vae"][layer]["kernel"], y["params"]["vae"][layer]["kernel"])
@@ -121,23 +106,10 @@ def test_different_command_on_existing_workdir_is_refused(minari_env, tmp_path):
         run_experiment(_config(tmp_path / "wd", algo="bc", steps=40, seeds=(0,), sparsities=(0.5,)), log=_quiet)
 
 
-def _write_d4rl(path, n=50, nan=False):
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=(n, 11)).astype(np.float32)
-    if nan and n:
-        obs[3, 2] = np.nan
-    with h5py.File(path, "w") as f:
-        f["observations"] = obs
-        f["actions"] = rng.uniform(-1, 1, size=(n, 3)).astype(np.float32)
-        f["rewards"] = rng.normal(size=n).astype(np.float32)
-        f["terminals"] = np.zeros(n, bool)
-        f["timeouts"] = np.zeros(n, bool)
-        f["next_observations"] = rng.normal(size=(n, 11)).astype(np.float32)
-
-
+@pytest.mark.slow
 def test_bad_input_gives_one_clear_line(minari_env, tmp_path):
-    _write_d4rl(tmp_path / "hopper_empty.hdf5", n=0)
-    _write_d4rl(tmp_path / "hopper_nan.hdf5", nan=True)
+    write_random_d4rl(tmp_path / "hopper_empty.hdf5", n=0)
+    write_random_d4rl(tmp_path / "hopper_nan.hdf5", nan=True)
     base = ["--dataset=" + TINY_ID, "--steps=20", "--eval_every=20", "--checkpoint_every=20",
             "--actor_hidden=8", "--critic_hidden=8", "--vae_hidden=8"]
     cases = {
@@ -152,18 +124,12 @@ def test_bad_input_gives_one_clear_line(minari_env, tmp_path):
         "empty": ([f"--dataset={tmp_path}/hopper_empty.hdf5"], r"hopper_empty\.hdf5.*empty|empty.*hopper_empty"),
         "nan": ([f"--dataset={tmp_path}/hopper_nan.hdf5"], r"hopper_nan\.hdf5.*NaN"),
     }
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    procs = {}
-    for name, (args, _) in cases.items():
-        cmd = [sys.executable, "-m", "launch.train", *base, *args, f"--workdir={tmp_path}/wd_{name}"]
-        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                       env=env, cwd=tmp_path)
-    import re
-
+    procs = {name: start_launcher("launch.train", [*base, *args, f"--workdir={tmp_path}/wd_{name}"], tmp_path)
+             for name, (args, _) in cases.items()}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=300)
-        assert proc.returncode != 0, (name, out, err)
-        lines = [l for l in err.splitlines() if l.startswith(("error:", "FATAL Flags parsing error"))]
+        assert proc.returncode == 2, (name, out, err)
+        lines = error_lines(err)
         assert len(lines) == 1, (name, err[-2000:])
         assert re.search(cases[name][1], lines[0]), (name, lines[0])
         assert "Traceback" not in err, (name, err[-2000:])

@@ -16,32 +16,37 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
-from conftest import TINY_ID
-from sparse_orl.store.checkpoint import load_final
+from conftest import TINY_ID, error_lines, final_runs, run_launcher, subprocess_env
 from sparse_orl.store.atomic import read_jsonl
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow  # every test starts processes
 
-SCRIPT = textwrap.dedent(r"""
+# the launchers' device flags: --distributed --coordinator_address=... --num_processes=2 --process_id=i
+# (--cpu_devices=1: the forced device count stays as set)
+DEVICES = textwrap.dedent(r"""
     import json, sys
     import jax
-    from absl import flags
-    from launch import common
+    from launch import flags as flags_lib
+    from sparse_orl.trainer.devices import DeviceConfig, apply_devices
 
-    # the launchers' flags: --distributed --coordinator_address=... --num_processes=2 --process_id=i
     workdir, dataset = sys.argv[1], sys.argv[2]
-    common.define_distributed_flags()
-    flags.FLAGS(["worker"] + sys.argv[3:])
-    common.init_distributed(flags.FLAGS)
+    OPTIONS = flags_lib.class_options(DeviceConfig)
+    flags_lib.define(OPTIONS)
+    flags_lib.FLAGS(["worker", "--cpu_devices=1"] + sys.argv[3:])
+    apply_devices(flags_lib.build(DeviceConfig, OPTIONS), runs_per_program=3)
+""")
+
+SCRIPT = DEVICES + textwrap.dedent(r"""
     from sparse_orl.algos import BCConfig
-    from sparse_orl.config import PruneConfig
-    from sparse_orl.job.run import ExperimentConfig, run_experiment
+    from sparse_orl.config import ExperimentConfig, PruneConfig
+    from sparse_orl.job import run_experiment
 
     cfg = ExperimentConfig(
         dataset=dataset, workdir=workdir,
         agent=BCConfig(vae_only=True, vae_hidden=(16, 16)),
-        prunes=(PruneConfig("snip", snip_batch=40),), seeds=(0, 1, 2), sparsities=(0.5,),
+        prunes=(PruneConfig("snip", score_batch=40),), seeds=(0, 1, 2), sparsities=(0.5,),
         steps=20, batch_size=16, eval_every=10, eval_episodes=2, checkpoint_every=10,
         eval_max_episode_steps=5,
     )
@@ -50,7 +55,8 @@ SCRIPT = textwrap.dedent(r"""
     summary = run_experiment(cfg, log=logs.append)  # resumes from it
     print("INFO " + json.dumps({"process": jax.process_index(), "processes": jax.process_count(),
                                 "devices": len(jax.devices()), "local_devices": len(jax.local_devices()),
-                                "first": first, "summary": summary, "logs": logs}), flush=True)
+                                "first": {"complete": first.complete, "step": first.step, "runs": len(first.runs)},
+                                "summary": summary.to_json(), "logs": logs}), flush=True)
 """)
 
 
@@ -61,10 +67,9 @@ def _free_port():
 
 
 def _start(workdir, flag_args, devices, minari_root, cwd, script=SCRIPT):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", MINARI_DATASETS_PATH=str(minari_root))
+    env = subprocess_env(MINARI_DATASETS_PATH=minari_root)
     flags_ = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
     env["XLA_FLAGS"] = " ".join(flags_ + [f"--xla_force_host_platform_device_count={devices}"])
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen([sys.executable, "-c", script, str(workdir), TINY_ID, *flag_args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(cwd))
 
@@ -102,7 +107,7 @@ def test_two_processes_match_one_process(tiny_minari_root, tmp_path):
     assert p0["local_devices"] == p1["local_devices"] == 2
     # only process 0 logs; it resumed from the checkpoint the first call left
     assert p1["logs"] == [] and any("resumed from checkpoint at step 10" in m for m in p0["logs"])
-    assert p0["first"] == p1["first"] == {"complete": False, "step": 10}
+    assert p0["first"] == p1["first"] == {"complete": False, "step": 10, "runs": 0}
 
     on_disk = json.load(open(multi / "summary.json"))
     assert on_disk["complete"] is True and on_disk["provenance"]["processes"] == 2
@@ -126,8 +131,8 @@ def test_two_processes_match_one_process(tiny_minari_root, tmp_path):
             assert ea == eb
     rows_a, rows_b = read_jsonl(multi / "metrics.jsonl"), read_jsonl(single / "metrics.jsonl")
     assert len(rows_a) == 2 * 3 and rows_a == rows_b
-    _, fa = load_final(str(multi))
-    _, fb = load_final(str(single))
+    _, fa = final_runs(multi)
+    _, fb = final_runs(single)
     assert len(fa) == len(fb) == 3
     for x, y in zip(fa, fb):
         for part in ("params", "masks"):
@@ -138,23 +143,14 @@ def test_two_processes_match_one_process(tiny_minari_root, tmp_path):
         np.testing.assert_array_equal(x["obs_mean"], y["obs_mean"])
 
 
-SWEEP_SCRIPT = textwrap.dedent(r"""
-    import json, sys
-    import jax
-    from absl import flags
-    from launch import common
-
-    workdir, dataset = sys.argv[1], sys.argv[2]
-    common.define_distributed_flags()
-    flags.FLAGS(["worker"] + sys.argv[3:])
-    common.init_distributed(flags.FLAGS)
+SWEEP_SCRIPT = DEVICES + textwrap.dedent(r"""
     from sparse_orl.algos import BCConfig
     from sparse_orl.config import PruneConfig
     from sparse_orl import sweep as sw
 
     cfg = sw.SweepConfig(
         workdir=workdir, datasets=(dataset,), agents=(BCConfig(vae_only=True, vae_hidden=(16, 16)),),
-        prunes=(PruneConfig("none"), PruneConfig("random")), sparsities=(0.5, 0.9), seeds=(0,), steps=10,
+        prunes=(PruneConfig("dense"), PruneConfig("random")), sparsities=(0.5, 0.9), seeds=(0,), steps=10,
         batch_size=16, eval_every=10, eval_episodes=1, checkpoint_every=10, eval_max_episode_steps=5,
         max_runs_per_program=2)
     logs = []
@@ -182,15 +178,13 @@ def test_two_process_sweep_runs_every_program_together(tiny_minari_root, tmp_pat
 
 def _train_cli(tmp_path, *flags):
     """launch.train in a subprocess (CPU), for its exit code and stderr."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "launch.train", *flags, f"--dataset={TINY_ID}",
-                           f"--workdir={tmp_path / 'wd'}"], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=120)
+    return run_launcher("launch.train", [*flags, f"--dataset={TINY_ID}", f"--workdir={tmp_path / 'wd'}"], tmp_path,
+                        timeout=120)
 
 
 def test_cluster_flags_need_distributed(tmp_path):
     out = _train_cli(tmp_path, "--process_id=1")
-    assert out.returncode == 2 and "--process_id needs --distributed" in out.stderr
+    assert out.returncode == 2 and error_lines(out.stderr) == ["error: --process_id needs --distributed"]
     assert not (tmp_path / "wd").exists()
 
 

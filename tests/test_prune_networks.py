@@ -3,24 +3,18 @@ import dataclasses
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import random_transitions
-from sparse_orl import config as options_lib
-from sparse_orl.algos import IQLConfig, TD3BCConfig, make_algorithm
-from sparse_orl.config import PruneConfig, canonical_prune_dict
+from conftest import ACT, OBS, random_transitions, tiny_config
+from sparse_orl.algos import make_algorithm
+from sparse_orl.config import PruneConfig, build_job
+from sparse_orl.config.job import comparable_config
 from sparse_orl.trainer.runs import init_runs, make_train_chunk
-from sparse_orl.store.workdir import comparable_config
 
-OBS, ACT = 5, 2
-IQL_TINY = IQLConfig(actor_hidden=(8, 8), critic_hidden=(8, 8), value_hidden=(8, 8))
-TD3BC_TINY = TD3BCConfig(actor_hidden=(8, 8), critic_hidden=(8, 8))
-
-
-def _data():
-    return random_transitions(obs_dim=OBS, act_dim=ACT)
+IQL_TINY = tiny_config("iql")
+TD3BC_TINY = tiny_config("td3bc")
+_data = random_transitions
 
 
 def _leaves(tree):
@@ -35,8 +29,8 @@ def test_named_networks_keep_the_full_pruning_masks_others_are_dense(cfg, only, 
     data = _data()
     opts = dict(allocation="erk") if pruner == "erk_random" else {}
     base = "random" if pruner == "erk_random" else pruner
-    full = init_runs(algo, PruneConfig(base, snip_batch=50, **opts), data, [0], [0.9]).agent.masks
-    part = init_runs(algo, PruneConfig(base, snip_batch=50, prune_networks=only, **opts), data, [0],
+    full = init_runs(algo, PruneConfig(base, **opts, **({"score_batch": 50} if base == "snip" else {})), data, [0], [0.9]).agent.masks
+    part = init_runs(algo, PruneConfig(base, prune_networks=only, **opts, **({"score_batch": 50} if base == "snip" else {})), data, [0],
                      [0.9]).agent.masks
     for net in algo.networks:
         got, ref = _leaves(part[net]), _leaves(full[net])
@@ -73,41 +67,48 @@ def test_trained_actor_only_run_has_exact_zeros_in_the_actor_and_none_forced_els
 def test_label_canonical_form_and_old_configs_still_match():
     p = PruneConfig.for_pruner("random", allocation="erk", prune_networks=["value", "critic", "critic"])
     assert p.prune_networks == ("critic", "value")
-    assert p.label == "random+erk+only-critic-value"
+    assert p.label == "erk_random+only-critic-value"
     assert PruneConfig("snip", prune_networks=("actor",)).label == "snip+only-actor"
-    # a config.json written before the option existed compares equal to one with it at its default
-    new = json.loads(json.dumps(dataclasses.asdict(PruneConfig("snip"))))
-    assert new["prune_networks"] == []
-    assert canonical_prune_dict(new) == {"pruner": "snip", "snip_batch": 100, "grasp_batch": 200}
-    old = {k: v for k, v in new.items() if k != "prune_networks"}
-    assert comparable_config({"prunes": [old]}) == comparable_config({"prunes": [new]})
-    assert canonical_prune_dict(json.loads(json.dumps(dataclasses.asdict(p))))["prune_networks"] == [
-        "critic", "value"]
+    # config.json records the options set away from their defaults (the method's own batch and rounds
+    # count as defaults), so an option added later leaves older files matching
+    assert PruneConfig("snip").to_dict() == {"pruner": "snip"}
+    assert p.to_dict() == {"pruner": "random", "allocation": "erk", "prune_networks": ["critic", "value"]}
+    assert PruneConfig.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    # a config.json written before prune_networks, score_batch and rounds existed (every field written out,
+    # one batch and one rounds option per method family) compares equal to today's
+    old = {"pruner": "snip", "snip_batch": 100, "grasp_batch": 200, "prune_iterations": 1, "synflow_iterations": 100,
+           "allocation": "global", "min_layer_density": 0.0, "warmup_steps": 0, "warmup_rewind": True,
+           "warmup_batch": 100, "rescale_init": False, "vae_score": "train"}
+    assert comparable_config({"prunes": [old]}) == comparable_config({"prunes": [PruneConfig("snip").to_dict()]})
+    assert PruneConfig.from_dict(dict(old, snip_batch=50, prune_iterations=3)) == PruneConfig("snip", score_batch=50,
+                                                                                              rounds=3)
+    new = json.loads(json.dumps(dataclasses.asdict(PruneConfig("snip"))))  # every field, at its value
+    assert comparable_config({"prunes": [new]}) == comparable_config({"prunes": [old]})
 
 
 def _config(**kw):
-    given = dict(algo="iql", dataset="sb3/hopper/expert-v0", workdir="unused", sparsity="0.95")
+    given = dict(algo="iql", dataset="sb3/hopper/expert-v0", workdir="unused", sparsity=(0.95,))
     given.update(kw)
-    return options_lib.experiment_config(options_lib.Options(options_lib.train_options(), given))
+    return build_job(given)
 
 
 def test_flag_reaches_every_sparse_method():
-    config, _ = _config(pruner="none,erk_random,snip", prune_networks="actor")
-    assert [p.label for p in config.prunes] == ["dense", "random+erk+only-actor", "snip+only-actor"]
+    config, _ = _config(pruner=("dense", "erk_random", "snip"), prune_networks=("actor",))
+    assert [p.label for p in config.prunes] == ["dense", "erk_random+only-actor", "snip+only-actor"]
 
 
 @pytest.mark.parametrize("kw,message", [
-    (dict(prune_networks="vae"), "--prune_networks names vae, which IQL does not prune; its networks are "
-                                 "actor, critic, value"),
-    (dict(algo="td3bc", prune_networks="actor,value"), "--prune_networks names value, which TD3+BC does not "
-                                                       "prune; its networks are actor, critic"),
-    (dict(pruner="none", prune_networks="actor"), "--prune_networks does not apply to --pruner=none"),
-    (dict(pruner="narrow", prune_networks="actor"), "--prune_networks does not apply to --pruner=narrow"),
-    (dict(pruner="snip,narrow", prune_networks="actor"), "--pruner=narrow cannot be combined with "
+    (dict(prune_networks=("vae",)), "--prune_networks names vae, which IQL does not prune; its networks are "
+                                    "actor, critic, value"),
+    (dict(algo="td3bc", prune_networks=("actor", "value")), "--prune_networks names value, which TD3+BC does not "
+                                                            "prune; its networks are actor, critic"),
+    (dict(pruner=("dense",), prune_networks=("actor",)), "--prune_networks does not apply to --pruner=dense"),
+    (dict(pruner=("narrow",), prune_networks=("actor",)), "--prune_networks does not apply to --pruner=narrow"),
+    (dict(pruner=("snip", "narrow"), prune_networks=("actor",)), "--pruner=narrow cannot be combined with "
      "--prune_networks (the narrow control narrows every network); train it in a job of its own"),
-    (dict(prune_networks="value,actor,critic"), "--prune_networks=actor,critic,value lists every network IQL "
-                                                "prunes: leave it out"),
-    (dict(algo="bcq", pruner="snip", vae_score="acting", prune_networks="actor,critic"),
+    (dict(prune_networks=("value", "actor", "critic")), "--prune_networks=actor,critic,value lists every network "
+                                                        "IQL prunes: leave it out"),
+    (dict(algo="bcq", pruner=("snip",), vae_score="acting", prune_networks=("actor", "critic")),
      "--vae_score=acting changes only the VAE's mask, which --prune_networks=actor,critic leaves dense"),
 ])
 def test_errors_name_the_flag(kw, message):
@@ -121,13 +122,13 @@ def test_init_runs_checks_the_names_too():
     algo = make_algorithm(IQL_TINY, OBS, ACT, 1.0)
     with pytest.raises(ValueError, match=r"^--prune_networks names vae, which IQL does not prune; its networks "
                                          r"are actor, critic, value$"):
-        init_runs(algo, PruneConfig("snip", snip_batch=50, prune_networks=("vae",)), _data(), [0], [0.9])
+        init_runs(algo, PruneConfig("snip", score_batch=50, prune_networks=("vae",)), _data(), [0], [0.9])
 
 
-def test_library_refuses_a_bare_string():
-    with pytest.raises(ValueError, match=r"--prune_networks must be a comma list of network names, got 'actor'"):
-        PruneConfig("snip", prune_networks="actor")
-    with pytest.raises(ValueError, match="--prune_networks must be a comma list"):
+def test_library_takes_a_bare_name_as_one_network_and_refuses_blank_names():
+    assert PruneConfig("snip", prune_networks="actor").prune_networks == ("actor",)  # one name, not its letters
+    with pytest.raises(ValueError, match=r"^--prune_networks must be a comma list of network names, got "
+                                         r"\['actor', ''\]$"):
         PruneConfig("snip", prune_networks=("actor", " "))
-    with pytest.raises(ValueError, match="--prune_networks must be a comma list"):
+    with pytest.raises(ValueError, match=r"^--prune_networks must be a list of names, got None$"):
         PruneConfig("snip", prune_networks=None)

@@ -170,7 +170,7 @@ def test_synflow_on_a_dense_chain_equals_synflow_scores(rounds):
     loss_fn, params, batch = mlp_problem()
     paths = pruning.mlp_paths(params["net"], ("net",))
     got = pruning.prune_at_init({"net": (loss_fn, params, batch)}, "synflow", 0.9, jax.random.PRNGKey(0),
-                                synflow_iterations=rounds)["net"]
+                                rounds=rounds)["net"]
     ref = pruning.iterative_masks(
         lambda m: pruning.synflow_scores(pruning.apply_masks(params, m), paths),
         lambda s, t, prev: pruning.allocate_masks(pruning.exclude_pruned(s, prev), t),
@@ -181,7 +181,7 @@ def test_synflow_on_a_dense_chain_equals_synflow_scores(rounds):
 def test_synflow_infers_a_path_past_an_unpruned_embedding():
     loss_fn, params, batch = embed_problem()
     masks = pruning.prune_at_init({"net": (loss_fn, params, batch)}, "synflow", 0.75, jax.random.PRNGKey(0),
-                                  synflow_iterations=3)["net"]
+                                  rounds=3)["net"]
     kept, total = _kept_and_total(masks, params, pruning.default_prunable)
     assert kept == total - round(0.75 * total)
     assert np.all(np.asarray(masks["Embed_0"]["embedding"]) == 1.0)
@@ -212,15 +212,15 @@ def test_synflow_with_explicit_paths_for_parallel_heads():
     with pytest.raises(ValueError, match=r"\['log_std'\]\['kernel'\]"):
         pruning.prune_at_init(problems, "synflow", 0.5, jax.random.PRNGKey(0))
     paths = (pruning.sequential_paths(["trunk"], ("mean", "log_std")),)
-    got = pruning.prune_at_init(problems, "synflow", 0.5, jax.random.PRNGKey(0), synflow_iterations=1,
+    got = pruning.prune_at_init(problems, "synflow", 0.5, jax.random.PRNGKey(0), rounds=1,
                                 paths={"net": paths})["net"]
     ref = pruning.masks_from_scores(pruning.synflow_scores(params, paths), 0.5)
     _assert_same(got, ref)
 
 
 # ---- traced sparsity and keys ------------------------------------------------------------
-@pytest.mark.parametrize("method,options", [("snip", {}), ("erk_random", {}), ("grasp", {"prune_iterations": 2}),
-                                            ("synflow", {"synflow_iterations": 3})])
+@pytest.mark.parametrize("method,options", [("snip", {}), ("erk_random", {}), ("grasp", {"rounds": 2}),
+                                            ("synflow", {"rounds": 3})])
 def test_vmap_over_sparsity_matches_concrete_values(method, options):
     problem = mlp_problem() if method == "synflow" else mixed_problem()
     problems = {"b": problem, "a": mlp_problem(seed=1)}
@@ -249,8 +249,7 @@ def test_networks_get_fold_in_keys_in_sorted_order():
 
 # ---- registry ----------------------------------------------------------------------------
 def test_user_scorer_by_name(registry_cleanup):
-    pruning.register_pruner("neg_magnitude", lambda loss_fn, p, b, k: jax.tree_util.tree_map(lambda x: -jnp.abs(x), p),
-                            rounds_option=None)
+    pruning.register_pruner("neg_magnitude", lambda loss_fn, p, b, k: jax.tree_util.tree_map(lambda x: -jnp.abs(x), p))
     loss_fn, params, batch = mixed_problem()
     masks = pruning.prune_at_init({"net": (loss_fn, params, batch)}, "neg_magnitude", 0.7, jax.random.PRNGKey(0))["net"]
     kept, total = _kept_and_total(masks, params, pruning.default_prunable)
@@ -263,10 +262,10 @@ def test_user_scorer_by_name(registry_cleanup):
 
 def test_user_gradient_scorer_iterates(registry_cleanup):
     grad_norm = lambda loss_fn, p, b, k: jax.tree_util.tree_map(jnp.abs, jax.grad(loss_fn)(p, b))
-    pruning.register_pruner("grad_norm", grad_norm, defaults={"allocation": "uniform"})
+    pruning.register_pruner("grad_norm", grad_norm, defaults={"allocation": "uniform"}, batch=16, rounds=1)
     loss_fn, params, batch = mlp_problem()
     masks = pruning.prune_at_init({"net": (loss_fn, params, batch)}, "grad_norm", 0.8, jax.random.PRNGKey(0),
-                                  prune_iterations=3)["net"]
+                                  rounds=3)["net"]
     for layer in ("l1", "l2", "l3"):  # uniform allocation: every layer near 20% density
         m = np.asarray(masks["net"][layer]["kernel"])
         assert abs(m.mean() - 0.2) < 0.1
@@ -283,19 +282,20 @@ def test_registry_errors(registry_cleanup):
     with pytest.raises(ValueError, match="already registered"):
         pruning.register_pruner("mine", scorer)
     pruning.register_pruner("mine", scorer, overwrite=True)
-    for bad in ("my-pruner", "a b", "", "dense"):
+    for bad in ("my-pruner", "a b", "", "dense", "none"):
         with pytest.raises(ValueError):
             pruning.register_pruner(bad, scorer)
     with pytest.raises(ValueError, match="defaults"):
         pruning.register_pruner("other", scorer, defaults={"sparsity": 0.5})
-    with pytest.raises(ValueError, match="rounds_option"):
-        pruning.register_pruner("other", scorer, rounds_option="epochs")
+    for what in ("batch", "rounds"):
+        with pytest.raises(ValueError, match=rf"{what} of 'other' must be None or an integer >= 1"):
+            pruning.register_pruner("other", scorer, **{what: 0})
     with pytest.raises(ValueError, match="unknown pruning method 'snipp'") as err:
         pruning.resolve_pruner("snipp")
     for name in ("none", "dense", "snip", "grasp", "random", "magnitude", "synflow", "erk_random", "mine"):
         assert name in str(err.value)
     assert "--" not in str(err.value)
-    assert pruning.resolve_pruner("dense")[0] == "none"
+    assert pruning.resolve_pruner("none")[0] == "dense"
 
 
 def test_driver_validates_its_inputs():
@@ -305,8 +305,10 @@ def test_driver_validates_its_inputs():
     for s in (1.0, -0.1, float("nan")):
         with pytest.raises(ValueError, match="sparsity"):
             pruning.prune_at_init(problems, "snip", s, key)
-    with pytest.raises(ValueError, match="prune_iterations"):
-        pruning.prune_at_init(problems, "snip", 0.5, key, prune_iterations=0)
+    with pytest.raises(ValueError, match="rounds must be an integer >= 1, got 0"):
+        pruning.prune_at_init(problems, "snip", 0.5, key, rounds=0)
+    with pytest.raises(ValueError, match="method 'random' is one-shot: it takes rounds=1, got 2"):
+        pruning.prune_at_init(problems, "random", 0.5, key, rounds=2)
     with pytest.raises(ValueError, match="non-empty"):
         pruning.prune_at_init({}, "snip", 0.5, key)
     with pytest.raises(ValueError, match=r"problems\['net'\] must be a \(loss_fn, params, batch\)"):
@@ -377,7 +379,7 @@ def test_rerank_matches_a_hand_built_reference():
 def test_rerank_keeps_exact_counts_over_rounds():
     train, acting = _two_part_problem()
     for s in (0.5, 0.9):
-        got = pruning.prune_at_init({"vae": train}, "grasp", s, jax.random.PRNGKey(0), prune_iterations=3,
+        got = pruning.prune_at_init({"vae": train}, "grasp", s, jax.random.PRNGKey(0), rounds=3,
                                     allocation="erk", rerank={"vae": (lambda k: k.startswith("d"), acting)})["vae"]
         kept, total = _kept_and_total(got, train[1], pruning.default_prunable)
         assert kept == total - round(s * total)

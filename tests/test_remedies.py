@@ -1,4 +1,5 @@
 """Remedies for layer collapse: allocation, floors, iterative SNIP, SynFlow, acting-time scoring, warm-up."""
+import dataclasses
 import math
 
 import jax
@@ -6,27 +7,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_orl.report import diagnostics, pruning
+from conftest import random_transitions
+from sparse_orl import pruning
 from sparse_orl.algos import BCConfig, make_algorithm
-from sparse_orl.trainer.initialize import init_state
-from sparse_orl.config import PruneConfig
-from sparse_orl.data.transitions import Transitions
 from sparse_orl.algos.networks import MLP
+from sparse_orl.config import ExperimentConfig, PruneConfig, build_job
+from sparse_orl.report import diagnostics
+from sparse_orl.trainer.initialize import init_state
 
 OBS, ACT = 5, 2
 VAE_ONLY = BCConfig(vae_only=True, vae_hidden=(12, 12))
 LEVELS = (0.5, 0.9, 0.97)
 
 
-def _data(n=200, seed=0):
-    rng = np.random.default_rng(seed)
-    return Transitions(
-        obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        action=jnp.asarray(rng.uniform(-1, 1, size=(n, ACT)), jnp.float32),
-        reward=jnp.asarray(rng.normal(size=n), jnp.float32),
-        next_obs=jnp.asarray(rng.normal(size=(n, OBS)), jnp.float32),
-        done=jnp.zeros((n,), jnp.float32),
-    )
+def _data():
+    return random_transitions(done_frac=0.0)
 
 
 def _scores(seed=0):
@@ -173,11 +168,12 @@ def test_synflow_avoids_layer_collapse_where_magnitude_collapses():
 
 def test_acting_time_scoring_changes_only_decoder_masks():
     agent = make_algorithm(VAE_ONLY, OBS, ACT, 1.0)
+    acting_agent = make_algorithm(dataclasses.replace(VAE_ONLY, vae_score="acting"), OBS, ACT, 1.0)
     assert agent.acting_latent_clip == 0.25
     data = _data()
-    configs = (PruneConfig("snip", snip_batch=50), PruneConfig("snip", snip_batch=50, vae_score="acting"))
-    train, acting = jax.jit(lambda: tuple(init_state(agent, jax.random.PRNGKey(1), data, p, 0.9).masks["vae"]
-                                          for p in configs))()
+    prune = PruneConfig("snip", score_batch=50)
+    train, acting = jax.jit(lambda: tuple(init_state(a, jax.random.PRNGKey(1), data, prune, 0.9).masks["vae"]
+                                          for a in (agent, acting_agent)))()
     enc = [k for k in train if not k.startswith("d")]
     dec = [k for k in train if k.startswith("d")]
     for k in enc:
@@ -186,8 +182,9 @@ def test_acting_time_scoring_changes_only_decoder_masks():
     assert count(train) == count(acting)
     assert any(not np.array_equal(train[k]["kernel"], acting[k]["kernel"]) for k in dec)
     # the acting loss decodes a clipped prior latent, no encoder
-    (select, (loss_fn, p, b)), = agent.rerank_problems(agent.init_params(jax.random.PRNGKey(0)), data,
-                                                       jax.random.PRNGKey(2), configs[1]).values()
+    assert agent.rerank_problems(agent.init_params(jax.random.PRNGKey(0)), data, jax.random.PRNGKey(2), prune) is None
+    (select, (loss_fn, p, b)), = acting_agent.rerank_problems(acting_agent.init_params(jax.random.PRNGKey(0)), data,
+                                                              jax.random.PRNGKey(2), prune).values()
     assert [k for k in p if select(k)] == dec
     assert float(jnp.max(jnp.abs(b.eps))) <= 0.25
     np.testing.assert_allclose(float(loss_fn(p, b)),
@@ -200,7 +197,7 @@ def test_warmup_runs_rewinds_and_labels():
     key = jax.random.PRNGKey(0)
     # init under jit, as agent.init runs it (eager and jitted uniform draws may differ in the last ulp)
     dense = jax.jit(agent.init_params)(jax.random.split(key)[0])["vae"]
-    configs = [PruneConfig("snip", snip_batch=50, warmup_steps=3, warmup_rewind=r, warmup_batch=20) for r in (True, False)]
+    configs = [PruneConfig("snip", score_batch=50, warmup_steps=3, warmup_rewind=r, warmup_batch=20) for r in (True, False)]
     states = jax.jit(lambda: tuple(init_state(agent, key, data, p, 0.9) for p in configs))()
     for rewind, st in zip((True, False), states):
         p, m = st.params["vae"], st.masks["vae"]
@@ -218,18 +215,22 @@ def test_labels_and_validation():
     assert PruneConfig("snip").label == "snip"
     assert PruneConfig("snip", allocation="erk").label == "snip+erk"
     assert PruneConfig("grasp", min_layer_density=0.01).label == "grasp+floor0.01"
-    assert PruneConfig("snip", prune_iterations=5).label == "snip+iter5"
+    assert PruneConfig("snip", rounds=5).label == "snip+iter5"
     assert PruneConfig("synflow").label == "synflow"
-    assert PruneConfig("synflow", synflow_iterations=20).label == "synflow+it20"
-    assert PruneConfig("snip", vae_score="acting").label == "snip+acting"
-    for bad in (dict(pruner="random", prune_iterations=3), dict(pruner="synflow", vae_score="acting"),
-                dict(pruner="none", allocation="erk"), dict(pruner="snip", allocation="blocks"),
-                dict(pruner="snip", warmup_rewind=False)):
+    assert PruneConfig("synflow", rounds=20).label == "synflow+it20"
+    # the acting-time VAE score is the agent's option; it names the methods it changes
+    acting = dataclasses.replace(VAE_ONLY, vae_score="acting")
+    job = ExperimentConfig(dataset="d", workdir="w", agent=acting, prunes=(PruneConfig("snip"), PruneConfig("random")))
+    assert [job.method_label(i) for i in range(2)] == ["snip+acting", "random"]
+    with pytest.raises(ValueError, match="--vae_score=acting changes the masks of SNIP and GraSP only"):
+        ExperimentConfig(dataset="d", workdir="w", agent=acting, prunes=(PruneConfig("synflow"),)).validate()
+    for bad in (dict(pruner="random", rounds=3), dict(pruner="dense", allocation="erk"),
+                dict(pruner="snip", allocation="blocks"), dict(pruner="snip", warmup_rewind=False)):
         with pytest.raises(ValueError):
             PruneConfig(**bad)
-    p = PruneConfig.for_pruner("random", prune_iterations=3, allocation="erk")
-    assert p.label == "random+erk"
-    assert PruneConfig.for_pruner("none", allocation="erk", warmup_steps=5).label == "dense"
+    p = PruneConfig.for_pruner("random", rounds=3, allocation="erk")
+    assert p.label == "erk_random"
+    assert PruneConfig.for_pruner("dense", allocation="erk", warmup_steps=5).label == "dense"
 
 
 def test_fan_in_rescale_restores_dense_preactivation_variance():
@@ -266,37 +267,22 @@ def test_rescale_init_in_agent_init_label_and_zeros():
         kept = m.sum(0)
         np.testing.assert_allclose(k_resc, k_plain * np.sqrt(m.shape[0] / np.maximum(kept, 1)), rtol=1e-5)
         np.testing.assert_array_equal(np.asarray(leaves["bias"]), np.asarray(resc.params["vae"][layer]["bias"]))
-    assert PruneConfig("random", allocation="erk", rescale_init=True).label == "random+erk+rescale"
-    assert PruneConfig.for_pruner("none", rescale_init=True).label == "dense"
+    assert PruneConfig("random", allocation="erk", rescale_init=True).label == "erk_random+rescale"
+    assert PruneConfig.for_pruner("dense", rescale_init=True).label == "dense"
 
 
 def test_erk_random_preset_flag():
     """--pruner=erk_random is one flag for random ranking with the ERK budget (the recommendation)."""
-    import subprocess
-    import sys
-    import textwrap
 
-    repo = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
-    script = textwrap.dedent("""
-        import sys
-        from absl import flags
-        from launch import common
-        common.define_prune_flags()
-        flags.FLAGS(["x"] + sys.argv[1:])
-        try:
-            print("LABELS", [p.label for p in common.prune_configs_from_flags(flags.FLAGS)])
-        except ValueError as e:
-            print("ERROR", e)
-    """)
+    def labels(**flags):
+        config, _ = build_job(dict(dataset="d", workdir="w", sparsity=(0.9,), **flags))
+        return [config.method_label(i) for i in range(len(config.prunes))]
 
-    def run(*args):
-        out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=repo,
-                             env=dict(__import__("os").environ, PYTHONPATH=repo))
-        assert out.returncode == 0, out.stderr[-2000:]
-        return out.stdout.strip().splitlines()[-1]
-
-    assert run("--pruner=none,random,erk_random,snip") == "LABELS ['dense', 'random', 'random+erk', 'snip']"
-    assert run("--pruner=erk_random", "--allocation=erk") == "LABELS ['random+erk']"
-    assert run("--pruner=erk_random", "--min_layer_density=0.01") == "LABELS ['random+erk+floor0.01']"
-    err = run("--pruner=erk_random", "--allocation=uniform")
-    assert err.startswith("ERROR --pruner=erk_random means --pruner=random --allocation=erk"), err
+    assert labels(pruner=("none", "random", "erk_random", "snip")) == ["dense", "random", "erk_random", "snip"]
+    assert labels(pruner=("erk_random",), allocation="erk") == ["erk_random"]
+    assert labels(pruner=("erk_random",), min_layer_density=0.01) == ["erk_random+floor0.01"]
+    config, _ = build_job(dict(dataset="d", workdir="w", pruner=("erk_random",)))
+    assert config.prunes[0] == PruneConfig("random", allocation="erk")
+    with pytest.raises(ValueError, match=r"^--pruner=erk_random means --allocation=erk; it conflicts with "
+                                         r"--allocation=uniform$"):
+        labels(pruner=("erk_random",), allocation="uniform")

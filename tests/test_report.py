@@ -1,49 +1,37 @@
 """launch.report: PNGs and report.md from a tiny finished sweep, and from a single train workdir."""
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import TINY_ID
-from sparse_orl.report import make as reporting
+from conftest import TINY_ID, minari_datasets, run_launcher
 from sparse_orl import sweep as sw
 from sparse_orl.algos import BCConfig
 from sparse_orl.config import PruneConfig
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sparse_orl.report import data as report_data
+from sparse_orl.report import make as reporting
+from sparse_orl.report import stats
+from sparse_orl.report.tables import score_table
 
 
 @pytest.fixture(scope="module")
 def finished_sweep(tiny_minari_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(tiny_minari_root)
-    cwd = os.getcwd()
-    os.chdir(tmp)  # MuJoCo writes MUJOCO_LOG.TXT into the cwd
-    try:
+    with minari_datasets(tiny_minari_root, cwd=tmp):
         sweep = sw.SweepConfig(
             workdir=str(tmp / "sweep"), datasets=(TINY_ID,),
             agents=(BCConfig(vae_only=True, vae_hidden=(16,)),),
-            prunes=(PruneConfig("none"), PruneConfig("snip")), sparsities=(0.9, 0.95), seeds=(0, 1),
+            prunes=(PruneConfig("dense"), PruneConfig("snip")), sparsities=(0.9, 0.95), seeds=(0, 1),
             steps=20, eval_every=10, checkpoint_every=20, eval_episodes=2, eval_max_episode_steps=8, batch_size=16,
             max_runs_per_program=3)  # 6 runs in 2 programs (the merged-workdirs test reports them separately)
         out = sw.run_sweep(sweep, log=lambda m: None)
         assert out["results"]
-    finally:
-        os.chdir(cwd)
-        if old is None:
-            del os.environ["MINARI_DATASETS_PATH"]
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = old
     return str(tmp / "sweep")
 
 
+@pytest.mark.slow
 def test_report_on_a_sweep_makes_pngs_and_tables(finished_sweep, tmp_path):
     out_dir = str(tmp_path / "rep")
-    proc = subprocess.run([sys.executable, "-m", "launch.report", f"--workdir={finished_sweep}", f"--out={out_dir}"],
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu"),
-                          cwd=tmp_path)
+    proc = run_launcher("launch.report", [f"--workdir={finished_sweep}", f"--out={out_dir}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     pngs = sorted(os.listdir(out_dir))
     for kind in ("curves", "final_vs_sparsity", "layers", "storage", "score_vs_weights"):
@@ -53,17 +41,17 @@ def test_report_on_a_sweep_makes_pngs_and_tables(finished_sweep, tmp_path):
             with open(os.path.join(out_dir, p), "rb") as f:
                 assert f.read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(os.path.join(out_dir, p)) > 10_000
     md = open(os.path.join(out_dir, "report.md")).read()
-    assert "## Final scores" in md and "## Table 1: stored size at 95% sparsity" in md
-    final_scores = md.split("## Final scores")[1].split("\n## ")[0]
-    score_rows = [l for l in final_scores.splitlines() if l.startswith("| BC (VAE only) | test/hopper/launch-v0 | ")
+    assert "## Scores" in md and "## Table 1: stored size at 95% sparsity" in md
+    scores = md.split("## Scores")[1].split("\n## ")[0]
+    score_rows = [l for l in scores.splitlines() if l.startswith("| BC (VAE only) | test/hopper/launch-v0 | ")
                   and "%" in l.split("|")[4]]
     assert [l.split("|")[3:6] for l in score_rows] == [[" dense ", " 0% ", " 2 "], [" SNIP ", " 90% ", " 2 "],
                                                       [" SNIP ", " 95% ", " 2 "]]
-    for l in score_rows:  # mean ± std and a 95% CI [lo, hi] around the mean
+    for l in score_rows:  # mean ± std [95% interval] around the mean, within min..max of the seeds
         cells = [c.strip() for c in l.split("|")]
         mean = float(cells[7].split("±")[0])
-        lo, hi = (float(x) for x in cells[8].strip("[]").split(","))
-        assert lo <= mean <= hi
+        lo, hi = (float(x) for x in cells[7].split("[")[1].strip("]").split(","))
+        assert float(cells[8]) <= lo <= mean <= hi <= float(cells[9])
     (vae_row,) = [l for l in md.splitlines() if l.startswith("| BC (VAE only) | test/hopper/launch-v0 | VAE |")]
     cells = [c.strip() for c in vae_row.split("|")]
     dense_mb, coo_mb, ours_mb = (float(c) for c in cells[6:9])
@@ -77,13 +65,15 @@ def test_report_on_a_single_train_workdir(finished_sweep, tmp_path):
     assert "Single experiment" in open(out["markdown"]).read()
 
 
-def test_confidence_interval_and_one_seed():
-    mean, sd, hw = reporting.mean_ci([1.0, 2.0, 3.0])
-    assert (mean, sd) == (2.0, 1.0) and hw == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-6)  # t(0.975, 2)
-    assert reporting.mean_ci([5.0]) == (5.0, None, None)
-    rows = [dict(algo="bc", algo_name="BC", dataset="d", pruner="snip", sparsity=0.9, seed=0, step=10,
+def test_bootstrap_interval_and_one_seed():
+    # 27 equally likely resamples of {1, 2, 3}; a mean of 1 (or of 3) has probability 1/27 > 2.5%: the
+    # percentile interval is [1, 3]
+    cell = stats.cell([1.0, 2.0, 3.0])
+    assert (cell.n, cell.mean, cell.std, cell.low, cell.high) == (3, 2.0, 1.0, 1.0, 3.0)
+    assert cell.text() == "2.0 ± 1.0 [1.0, 3.0]" and stats.cell([5.0]).text() == "5.0 (n = 1)"
+    rows = [dict(algo="bc", algo_name="BC", data="d", dataset="d", pruner="snip", sparsity=0.9, seed=0, step=10,
                  normalized_score=50.0, **{"return": 1.0})]
-    assert "n/a (1 seed)" in "\n".join(reporting.score_table(rows))
+    assert "| 50.0 (n = 1) |" in "\n".join(score_table(rows))
 
 
 def test_report_refuses_a_folder_without_results(tmp_path):
@@ -96,8 +86,8 @@ def test_report_merges_program_workdirs_and_refuses_double_counting(finished_swe
     progs = sorted(os.path.join(finished_sweep, "programs", d) for d in os.listdir(os.path.join(finished_sweep, "programs")))
     assert len(progs) == 2
     quiet = lambda m: None  # noqa: E731
-    single = reporting.load_data(finished_sweep, log=quiet, sizes=False)
-    merged = reporting.load_many(progs, log=quiet, sizes=False)
+    single = report_data.load_data(finished_sweep, log=quiet, sizes=False)
+    merged = report_data.load_many(progs, log=quiet, sizes=False)
     key = lambda r: (r["pruner"], r["sparsity"], r["seed"], r["step"], r["normalized_score"])  # noqa: E731
     assert sorted(map(key, merged["rows"])) == sorted(map(key, single["rows"])) and len(single["rows"]) == 12
     out = reporting.make_report(progs, str(tmp_path / "merged"), log=quiet)
@@ -107,17 +97,15 @@ def test_report_merges_program_workdirs_and_refuses_double_counting(finished_swe
     assert merged["info"]["eval_max_episode_steps"] == (None if cap == {"None"} else cap.pop())
     assert "capped at None" not in md
     with pytest.raises(ValueError, match="is in both"):
-        reporting.load_many([finished_sweep, progs[0]], log=quiet, sizes=False)
+        report_data.load_many([finished_sweep, progs[0]], log=quiet, sizes=False)
     with pytest.raises(ValueError, match="--out is required"):
         reporting.make_report(progs, None, log=quiet)
 
 
 def test_merged_info_says_none_not_the_string_none(monkeypatch):
-    from sparse_orl import report_data
-
     infos = {"a": {"steps": 100, "eval_max_episode_steps": None}, "b": {"steps": 100, "eval_max_episode_steps": None},
              "c": {"steps": 200, "eval_max_episode_steps": 8}}
     monkeypatch.setattr(report_data, "load_data", lambda w, log, sizes: dict(
-        rows=[], diverged=[], layers=[], sizes=[], unfinished=[], info=infos[w]))
+        rows=[], diverged=[], layers=[], sizes=[], unfinished=[], networks={}, info=infos[w]))
     assert report_data.load_many(["a", "b"])["info"] == {"steps": "100", "eval_max_episode_steps": None}
     assert report_data.load_many(["a", "c"])["info"] == {"steps": "100 / 200", "eval_max_episode_steps": "8 / none"}

@@ -9,19 +9,19 @@ import time
 
 import pytest
 
-from conftest import TINY_ID
+from conftest import TINY_ID, run_launcher, start_launcher, subprocess_env
 from sparse_orl import sweep as sw
 from sparse_orl.algos import BCConfig, BCQConfig
 from sparse_orl.config import PruneConfig
+from sparse_orl.report.results import EXTRA_COLUMNS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(actor_hidden=(8,), critic_hidden=(8,), vae_hidden=(8,))
 
 
 def _sweep(workdir, **kw):
     base = dict(workdir=str(workdir), datasets=("d/a/x-v0", "d/b/y-v0"),
                 agents=(BCQConfig(**TINY), BCConfig(vae_only=True, **TINY)),
-                prunes=(PruneConfig("none"), PruneConfig("snip"), PruneConfig("grasp")),
+                prunes=(PruneConfig("dense"), PruneConfig("snip"), PruneConfig("grasp")),
                 sparsities=(0.5, 0.9), seeds=(0, 1, 2), steps=40, eval_every=20, checkpoint_every=20)
     base.update(kw)
     return sw.SweepConfig(**base)
@@ -40,7 +40,7 @@ def test_plan_groups_shapes_and_trains_dense_once_per_seed(tmp_path):
         ("bcq", "d/a/x-v0"), ("bcq", "d/b/y-v0"), ("bc", "d/a/x-v0"), ("bc", "d/b/y-v0")]
     for p in programs:
         assert p.num_runs == 3 * (1 + 2 * 2)  # seeds x (dense + 2 pruners x 2 levels)
-        dense = [(s, sp) for m, s, sp in p.config.runs if p.config.prunes[m].pruner == "none"]
+        dense = [(s, sp) for m, s, sp in p.config.runs if p.config.prunes[m].pruner == "dense"]
         assert dense == [(0, 0.0), (1, 0.0), (2, 0.0)]
         assert p.workdir == os.path.join(str(tmp_path), "programs", p.name)
     assert len({p.name for p in programs}) == 4
@@ -65,10 +65,10 @@ def test_max_runs_per_program_splits_without_losing_or_repeating_runs(tmp_path, 
 
 
 def test_split_of_one_seed_over_pruners_then_levels():
-    snip, grasp, none = PruneConfig("snip"), PruneConfig("grasp"), PruneConfig("none")
-    parts = sw.split_runs((none, snip, grasp), (0,), (0.5, 0.9, 0.95), 4)
+    snip, grasp, dense = PruneConfig("snip"), PruneConfig("grasp"), PruneConfig("dense")
+    parts = sw.split_runs((dense, snip, grasp), (0,), (0.5, 0.9, 0.95), 4)
     assert [(tuple(p.pruner for p in ps), lv) for ps, _, lv in parts] == [
-        (("none", "snip"), (0.5, 0.9, 0.95)), (("grasp",), (0.5, 0.9, 0.95))]
+        (("dense", "snip"), (0.5, 0.9, 0.95)), (("grasp",), (0.5, 0.9, 0.95))]
     parts = sw.split_runs((snip,), (0,), (0.5, 0.9, 0.95), 2)
     assert [lv for _, _, lv in parts] == [(0.5, 0.9), (0.95,)]
 
@@ -124,26 +124,25 @@ def test_a_locked_program_is_skipped(tmp_path):
 
 
 # ---- end to end: a real sweep, killed with SIGKILL and restarted --------------------------------
-ARGS = ["--datasets=" + TINY_ID, "--algos=bc", "--bc_vae_only", "--pruners=none,snip", "--sparsities=0.5,0.9",
+ARGS = ["--datasets=" + TINY_ID, "--algos=bc", "--bc_vae_only", "--pruners=dense,snip", "--sparsities=0.5,0.9",
         "--seeds=0,1", "--steps=80", "--eval_every=20", "--checkpoint_every=20", "--eval_episodes=2",
         "--eval_max_episode_steps=8", "--batch_size=16", "--vae_hidden=8", "--actor_hidden=8", "--critic_hidden=8",
         "--max_runs_per_program=3"]
 
 
 def _launch(workdir, env, cwd, extra=()):
-    return subprocess.Popen([sys.executable, "-m", "launch.sweep", *ARGS, *extra, f"--workdir={workdir}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
+    return start_launcher("launch.sweep", [*ARGS, *extra, f"--workdir={workdir}"], cwd, env, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")
 def killed_and_straight(tiny_minari_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep_e2e")
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, MINARI_DATASETS_PATH=str(tiny_minari_root))
+    env = subprocess_env(MINARI_DATASETS_PATH=tiny_minari_root)
     straight, killed = tmp / "straight", tmp / "killed"
     a = _launch(straight, env, tmp)
     b = _launch(killed, env, tmp)
     deadline = time.time() + 240
-    while not glob.glob(str(killed / "programs" / "*" / "checkpoints" / "20")):
+    while not glob.glob(str(killed / "programs" / "**" / "checkpoints" / "20"), recursive=True):
         assert b.poll() is None, b.communicate()[0][-3000:]
         assert time.time() < deadline, "no checkpoint appeared"
         time.sleep(0.01)
@@ -151,7 +150,8 @@ def killed_and_straight(tiny_minari_root, tmp_path_factory):
     b.wait()
     interrupted = not os.path.exists(killed / "results.jsonl")
     # a summary torn by the kill (simulated): the restart moves it aside and rebuilds it
-    torn = sorted(glob.glob(str(killed / "programs" / "*" / "summary.json")))[0]
+    # (a sweep program's own summary, or, where its job trains as several programs, one of theirs)
+    torn = sorted(glob.glob(str(killed / "programs" / "**" / "summary.json"), recursive=True))[0]
     with open(torn, "r+") as f:
         f.truncate(100)
     out_a = a.communicate(timeout=300)[0]
@@ -163,26 +163,33 @@ def killed_and_straight(tiny_minari_root, tmp_path_factory):
                 tmp=tmp, torn=torn)
 
 
+@pytest.mark.slow
 def test_sweep_killed_midway_resumes_to_identical_results(killed_and_straight):
     k = killed_and_straight
     assert k["interrupted"], "the sweep finished before it could be killed; the test proved nothing"
     assert "resuming (checkpoints at steps [20" in k["out_c"], k["out_c"][-3000:]
-    assert "summary.json was corrupt or truncated; moved to" in k["out_c"], k["out_c"][-3000:]
-    assert glob.glob(k["torn"] + ".corrupt-*")
+    if os.path.dirname(os.path.dirname(k["torn"])) == str(k["killed"] / "programs"):  # the sweep program's
+        assert "summary.json was corrupt or truncated; moved to" in k["out_c"], k["out_c"][-3000:]
+        assert glob.glob(k["torn"] + ".corrupt-*")
+    else:  # one of the job's own programs
+        assert f"{k['torn']} is corrupt" in k["out_c"] and "rebuilding it from the checkpoints" in k["out_c"], \
+            k["out_c"][-3000:]
     rows_a = sw.load_results(str(k["straight"]))
     rows_b = sw.load_results(str(k["killed"]))
     assert len(rows_a) == 2 * (1 + 2) * 4  # 2 seeds x (dense + 2 levels) x 4 evaluations
     assert rows_a == rows_b  # returns and normalized scores exactly equal
     assert {round(r["sparsity_vae"], 2) for r in rows_a if r["pruner"] == "snip"} == {0.5, 0.9}
-    assert set(rows_a[0]) == set(sw.BASE_COLUMNS) | {"sparsity_vae", "program"}
+    columns = list(sw.BASE_COLUMNS) + ["sparsity_vae"] + list(EXTRA_COLUMNS) + ["program"]
+    assert set(rows_a[0]) == set(columns)
     with open(k["straight"] / "results.csv") as f:
-        assert f.readline().strip().split(",") == list(sw.BASE_COLUMNS) + ["sparsity_vae", "program"]
+        assert f.readline().strip().split(",") == columns
     # re-running a finished sweep trains nothing
     again = _launch(k["straight"], k["env"], k["tmp"])
     out = again.communicate(timeout=120)[0]
     assert again.returncode == 0 and out.count("complete; skipping") == 2, out[-2000:]
 
 
+@pytest.mark.slow
 def test_dry_run_and_bad_flags(killed_and_straight):
     k = killed_and_straight
     p = _launch(k["straight"], k["env"], k["tmp"], ["--dry_run"])
@@ -190,12 +197,12 @@ def test_dry_run_and_bad_flags(killed_and_straight):
     assert p.returncode == 0, out[-2000:]
     assert "2 program(s), 6 runs" in out and "ESTIMATES" in out and "steps/s" in out
     assert out.count(" done ") == 2  # status column of both programs
-    bad = subprocess.run([sys.executable, "-m", "launch.sweep", *ARGS, "--algos=bc,foo", "--workdir=x"],
-                         capture_output=True, text=True, env=k["env"], cwd=k["tmp"])
+    bad = run_launcher("launch.sweep", [*ARGS, "--algos=bc,foo", "--workdir=x"], k["tmp"], k["env"])
     assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: --algos")
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_results_and_summary_files(killed_and_straight, tmp_path):
     k = killed_and_straight
     wd = str(tmp_path / "copy")
@@ -219,6 +226,7 @@ def test_corrupt_results_and_summary_files(killed_and_straight, tmp_path):
         sw.collect_results(wd, log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_program_folders_named_by_an_older_hash_are_found(killed_and_straight, tmp_path):
     """A library upgrade that hashes program configs differently must not restart a finished sweep:
     program folders are found by their config.json."""
@@ -238,7 +246,7 @@ def test_program_folders_named_by_an_older_hash_are_found(killed_and_straight, t
 def test_dry_run_estimates_a_dataset_that_is_not_on_disk_and_names_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty"))
     sweep = _sweep(tmp_path / "sw", datasets=("mujoco/hopper/expert-v0",), agents=(BCConfig(vae_only=True, **TINY),),
-                   prunes=(PruneConfig("none"), PruneConfig("erk_random")), sparsities=(0.95,), seeds=(0,))
+                   prunes=(PruneConfig("dense"), PruneConfig("erk_random")), sparsities=(0.95,), seeds=(0,))
     lines = []
     sw.run_sweep(sweep, dry_run=True, log=lines.append)
     text = "\n".join(lines)
@@ -251,7 +259,7 @@ def test_dry_run_estimates_a_dataset_that_is_not_on_disk_and_names_it(tmp_path, 
 def test_a_bad_dataset_stops_the_sweep_before_anything_trains(tiny_minari_root, tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_minari_root))
     sweep = _sweep(tmp_path / "sw", datasets=(TINY_ID, "test/hopper/typo-v0"), agents=(BCConfig(vae_only=True, **TINY),),
-                   prunes=(PruneConfig("none"),), seeds=(0,), eval_episodes=0)
+                   prunes=(PruneConfig("dense"),), seeds=(0,), eval_episodes=0)
     with pytest.raises(ValueError, match=r"--datasets: .*typo-v0"):
         sw.run_sweep(sweep, log=lambda m: None)
     assert not glob.glob(str(tmp_path / "sw" / "programs" / "*" / "checkpoints" / "*"))

@@ -44,7 +44,7 @@ from flax import struct
 from sparse_orl import pruning
 from sparse_orl.algos import acting, compact_params
 from sparse_orl.data.transitions import Transitions
-from sparse_orl.fields import check_fields, field_values, option
+from sparse_orl.fields import check_fields, field_values, option, specs
 
 Params = Dict[str, Any]
 INIT_SCHEMES = ("torch", "flax", "orthogonal")
@@ -177,6 +177,13 @@ class Algorithm:
     obs_dim: int
     act_dim: int
     max_action: float
+
+    def __post_init__(self):
+        flags = {s.name: s.flag for s in specs(self.config)}
+        for s in self.network_specs:  # every network has hidden layers (their widths scale: narrow, widened)
+            if not getattr(self.config, s.hidden_field):
+                raise ValueError(f"--{flags.get(s.hidden_field, s.hidden_field)} is empty: give at least one hidden "
+                                 "layer size")
 
     # ---- networks, declared once --------------------------------------------------------
     @property

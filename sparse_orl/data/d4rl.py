@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from sparse_orl.data.checks import FLAG, check_array
 from sparse_orl.data.reference_scores import d4rl_reference, env_family
 from sparse_orl.data.transitions import DatasetInfo, Transitions, validate_transitions
 import h5py
@@ -53,11 +54,36 @@ def _read_arrays(path: str) -> dict:
         out = {}
         for key in _REQUIRED_KEYS + ("timeouts", "next_observations"):
             if key in f:
+                if not isinstance(f[key], h5py.Dataset):
+                    raise ValueError(f"D4RL file {path!r}: field {key!r} is an HDF5 {type(f[key]).__name__.lower()}, "
+                                     "not an array")
                 try:
                     out[key] = np.asarray(f[key][()])
                 except (OSError, KeyError, TypeError) as e:
                     raise ValueError(f"D4RL file {path!r}: cannot read key {key!r} ({e})") from None
     return out
+
+
+def check_d4rl_arrays(arrays: dict, where: str) -> None:
+    """Every array of a D4RL file, before any cast: observations (N, obs_dim) and actions (N, act_dim)
+    of numbers, next_observations (N, obs_dim), rewards (N,), terminals and timeouts (N,) of 0/1, all
+    finite (:func:`sparse_orl.data.checks.check_array`); ``ValueError`` naming ``where`` and the field."""
+    obs = np.asarray(arrays["observations"])
+    if obs.ndim == 2 and obs.shape[0] == 0:
+        raise ValueError(f"{where} is empty: field 'observations' has 0 rows (0 transitions)")
+    obs = check_array(where, "observations", obs, (None, None), names=("N", "obs_dim"),
+                      what="one row of observation features per transition")
+    n, obs_dim = obs.shape
+    rows = "one per row of 'observations'"
+    check_array(where, "actions", arrays["actions"], (n, None), names=("N", "act_dim"),
+                what="one row of action components per transition")
+    if "next_observations" in arrays:
+        check_array(where, "next_observations", arrays["next_observations"], (n, obs_dim),
+                    names=("N", "obs_dim"), what="the successor of each row of 'observations'")
+    check_array(where, "rewards", arrays["rewards"], (n,), names=("N",), what=rows)
+    for key in ("terminals", "timeouts"):
+        if key in arrays:
+            check_array(where, key, arrays[key], (n,), FLAG, names=("N",), what=rows)
 
 
 def _episode_ends(terminals: np.ndarray, timeouts: Optional[np.ndarray]) -> np.ndarray:
@@ -131,17 +157,7 @@ def load_d4rl_hdf5(path: str, env_id: Optional[str] = None) -> Tuple[Transitions
         raise FileNotFoundError(f"D4RL file {path!r} does not exist")
     arrays = _read_arrays(path)
     source = path
-    for key in ("observations", "actions"):
-        if arrays[key].ndim != 2:
-            raise ValueError(
-                f"D4RL file {path!r}: key {key!r} must be 2-D, got shape {arrays[key].shape}"
-            )
-    n = arrays["observations"].shape[0]
-    for key, arr in arrays.items():
-        if arr.shape[0] != n:
-            raise ValueError(
-                f"D4RL file {path!r}: key {key!r} has {arr.shape[0]} rows, expected {n}"
-            )
+    check_d4rl_arrays(arrays, f"D4RL file {path!r}")
     t, num_episodes = transitions_from_d4rl_arrays(arrays)
     validate_transitions(t, source)
 

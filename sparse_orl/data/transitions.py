@@ -61,7 +61,7 @@ def validate_transitions(t: Transitions, source: str) -> None:
             )
         if not np.all(np.isfinite(arr)):
             bad = int(np.sum(~np.isfinite(arr)))
-            raise ValueError(f"dataset {source!r}: field {name!r} has {bad} NaN/inf values")
+            raise ValueError(f"dataset {source!r}: field {name!r} has {bad} NaN/inf values (as float32)")
 
 
 def to_device(t: Transitions) -> Transitions:

@@ -44,7 +44,8 @@ def narrow_config(cfg: AlgoConfig, obs_dim: int, act_dim: int, max_action: float
     """(dense config with narrowed widths, record) matching the sparse network's kept weights.
 
     The record holds per network the widths, its weights ("kept"), the sparse network's
-    kept count ("target") and the relative difference; "kept" in total.
+    kept count ("target") and the relative difference; "kept" in total; and "warning" (one line of
+    text, for the job to log) when some network misses its target by more than 1%.
     """
     fields = {s.name: s.hidden_field for s in make_algorithm(cfg, obs_dim, act_dim, max_action).network_specs}
     full = kernel_counts(cfg, obs_dim, act_dim, max_action)
@@ -74,4 +75,24 @@ def narrow_config(cfg: AlgoConfig, obs_dim: int, act_dim: int, max_action: float
                                     "relative_difference": (kept - target) / max(target, 1)}
     record["kept"] = sum(v["kept"] for v in record["networks"].values())
     record["target"] = sum(v["target"] for v in record["networks"].values())
+    warning = narrow_warning(record, sparsity)
+    if warning:
+        record["warning"] = warning
     return out_cfg, record
+
+
+MATCH_TOLERANCE = 0.01  # the control matches the sparse network's kept weights within this relative difference
+
+
+def narrow_warning(record: Dict, sparsity: float) -> str:
+    """One line when some network of ``record`` misses its target by more than 1% (integer widths of at
+    least 1 cannot go lower: e.g. a tiny network at 99.9% keeps 0 weights, the narrowest dense one 31), or ""."""
+    off = [(name, v) for name, v in record["networks"].items()
+           if abs(v["kept"] - v["target"]) > MATCH_TOLERANCE * v["target"]]
+    if not off:
+        return ""
+    parts = ", ".join(f"{name} keeps {v['kept']:,} weights against a target of {v['target']:,}"
+                      + (f" ({v['relative_difference']:+.0%})" if v["target"] else "")
+                      + f" at widths {v['widths']}" for name, v in off)
+    return (f"the narrow control at sparsity {sparsity:g} does not match the sparse networks' kept weights "
+            f"within {MATCH_TOLERANCE:.0%}: {parts}; it is not an equal-parameter control at this level")

@@ -18,6 +18,7 @@ another kernel of the same path (e.g. e1, e2, d1, d2 of the VAE).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Sequence, Tuple
 
 import jax
@@ -28,7 +29,7 @@ from sparse_orl.pruning.masks import is_prunable
 from sparse_orl.pruning.report import layer_name
 from sparse_orl.pruning.synflow import get_kernel
 from sparse_orl.data.transitions import sample_batch
-from sparse_orl.report.plots import PALETTE
+from sparse_orl.report.plots import PALETTE, _layer_key
 
 
 def layer_densities(masks) -> Dict[str, Dict[str, float]]:
@@ -161,10 +162,34 @@ def format_diagnostics(label: str, d: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _log_bars(ax, x, values, width, color, label, floor):
+    """Bars of ``values`` on a log axis; an exact 0 (not drawable on a log axis) is drawn hatched at
+    ``floor`` and labelled "0", so it is never mistaken for a tiny value."""
+    values = np.asarray(values, float)
+    bars = ax.bar(x, np.where(values > 0, values, floor), width, label=label, color=color)
+    for bar, v in zip(bars, values):
+        if v <= 0:
+            bar.set_hatch("///")
+            bar.set_facecolor("white")
+            bar.set_edgecolor(color)
+            ax.annotate("0", (bar.get_x() + bar.get_width() / 2, floor), textcoords="offset points", xytext=(0, 1),
+                        ha="center", va="bottom", fontsize=7)
+    return bars
+
+
+def _floor(values) -> float:
+    """Where an exact 0 is drawn on a log axis: a decade below the smallest positive value."""
+    pos = [v for v in values if v > 0]
+    return min(pos) / 10 if pos else 1e-3
+
+
 def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, title: str = "") -> str:
     """Save a PNG comparing runs: one row per scored network (density per layer, effective
     width per hidden layer, masked gradient norm per layer), then the algorithm's own
-    bar panels (``"bars"`` of ``Algorithm.diagnostics``: {title: {series: value}} per run)."""
+    bar panels (``"bars"`` of ``Algorithm.diagnostics``: {title: {series: value}} per run).
+
+    One legend of the runs, outside the panels; exact zeros (a collapsed layer, a zero gradient, no
+    unit left) are drawn hatched and labelled "0", and the axis labels say so."""
     import matplotlib  # the Agg backend is chosen only when a figure is drawn, never at import
 
     matplotlib.use("Agg")
@@ -181,37 +206,41 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
 
     colors = PALETTE
     for row, net in enumerate(nets):
-        layers = list(results[0][1]["networks"][net]["density"])
+        layers = sorted(results[0][1]["networks"][net]["density"], key=_layer_key)
         x = np.arange(len(layers))
         ax = axes[row][0]
-        for i, (lab, d) in enumerate(results):
-            dens = [d["networks"][net]["density"][l]["density"] for l in layers]
-            ax.bar(x + i * wbar, np.maximum(dens, 1e-4), wbar, label=lab, color=colors[i % len(colors)])
+        dens = [[d["networks"][net]["density"][l]["density"] for l in layers] for _, d in results]
+        floor = _floor([v for ds in dens for v in ds])
+        for i, (lab, _d) in enumerate(results):
+            _log_bars(ax, x + i * wbar, dens[i], wbar, colors[i % len(colors)], lab, floor)
         ax.set_yscale("log")
         ax.set_xticks(x + 0.4 - wbar / 2, layers)
-        ax.set_ylabel("kept / total (log)")
+        ax.set_ylabel("kept / total (log; hatched 0 = collapsed)")
         ax.set_title(f"{net}: density per layer")
-        ax.legend(fontsize=8)
         ax = axes[row][1]
-        hid = list(results[0][1]["networks"][net]["units"]["layers"])
+        hid = sorted(results[0][1]["networks"][net]["units"]["layers"], key=_layer_key)
         xh = np.arange(len(hid))
         for i, (lab, d) in enumerate(results):
             u = d["networks"][net]["units"]["layers"]
-            ax.bar(xh + i * wbar, [u[l]["effective_width"] / u[l]["units"] for l in hid], wbar, label=lab,
-                   color=colors[i % len(colors)])
+            vals = [u[l]["effective_width"] / u[l]["units"] for l in hid]
+            bars = ax.bar(xh + i * wbar, vals, wbar, label=lab, color=colors[i % len(colors)])
+            for bar, v in zip(bars, vals):
+                if v == 0:  # no bar to see: say 0
+                    ax.annotate("0", (bar.get_x() + bar.get_width() / 2, 0), textcoords="offset points",
+                                xytext=(0, 1), ha="center", va="bottom", fontsize=7)
         ax.set_xticks(xh + 0.4 - wbar / 2, hid)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("units on an input-output path / units")
         ax.set_title(f"{net}: effective width per hidden layer")
         ax = axes[row][2]
         if has_g:
-            for i, (lab, d) in enumerate(results):
-                g = d["grad_norms"].get(net, {})
-                ax.bar(x + i * wbar, [max(g.get(l, 0.0), 1e-12) for l in layers], wbar, label=lab,
-                       color=colors[i % len(colors)])
+            gs = [[d["grad_norms"].get(net, {}).get(l, 0.0) for l in layers] for _, d in results]
+            floor = _floor([v for g in gs for v in g])
+            for i, (lab, _d) in enumerate(results):
+                _log_bars(ax, x + i * wbar, gs[i], wbar, colors[i % len(colors)], lab, floor)
             ax.set_yscale("log")
             ax.set_xticks(x + 0.4 - wbar / 2, layers)
-            ax.set_ylabel("‖∂L/∂W ⊙ m‖₂ (log)")
+            ax.set_ylabel("‖∂L/∂W ⊙ m‖₂ (log; hatched 0 = exactly 0)")
             ax.set_title(f"{net}: masked gradient norm of its own loss")
         else:
             ax.axis("off")
@@ -228,14 +257,26 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
             w = 0.8 / len(series)
             for j, name in enumerate(series):
                 ax.bar(xs + (j - (len(series) - 1) / 2) * w, [d["bars"][t]["series"][name] for _, d in results],
-                       w, label=name, color=colors[j % 10])
-            ax.set_xticks(xs, labels, rotation=20, fontsize=8)
+                       w, label=name, color=colors[j % len(colors)])
+            ax.set_xticks(xs, labels, rotation=20, fontsize=8, ha="right")
             ax.set_ylabel(spec.get("ylabel", ""))
-            ax.set_title(t)
-            ax.legend(fontsize=8)
+            ax.set_title(t, pad=20)
+            # above the axes, under the title: never over a bar
+            ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), frameon=False)
+    # one legend of the runs for every per-network panel, outside them: under the title, above the panels
+    # (plain colour patches: a run's first bar may be a hatched 0)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=colors[i % len(colors)], label=lab) for i, lab in enumerate(labels)]
+    rows = math.ceil(len(labels) / 7)
+    height = fig.get_figheight()
+    title_in, legend_in = (0.45 if title else 0.05), 0.25 * rows + 0.05  # inches
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - title_in / height),
+               ncol=math.ceil(len(labels) / rows), frameon=False, fontsize=9)
+    top = 1 - (title_in + legend_in) / height
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 1, 0.97 if title else 1))  # room for the title above the panels
+    fig.tight_layout(rect=(0, 0, 1, top))  # room for the title and the legend above the panels
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -42,9 +42,11 @@ def _layer_key(name: str):
             group, [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", last)])
 
 
-# Dark, colour-blind-safe lines (Okabe-Ito without its yellow, then darker extras): every
-# line reads on white; dense is always black, dashed.
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7F3C8D", "#8C564B", "#4D4D4D")
+# Dark, colour-blind-safe lines (Okabe-Ito without its pale orange-yellow and sky blue, then darker
+# extras): every line and bar reads on white (contrast >= 3:1); dense is always black, dashed.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#7F3C8D", "#A6761D", "#882255", "#8C564B", "#4D4D4D")
+# Sparsity levels in the curves figure: viridis from its dark end, stopped before its pale green-yellow.
+LEVEL_CMAP, LEVEL_CMAP_MAX = "viridis", 0.6  # viridis(0.6) = #22a884: contrast 3:1 on white
 
 
 def _plt():
@@ -109,6 +111,37 @@ def _log_y(ax) -> None:
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda _v, _p: ""))
 
 
+def _step_125(v: float, up: bool) -> float:
+    """The 1, 2, 5 x 10^k value at or below ``v`` (at or above with ``up``)."""
+    e = math.floor(math.log10(v))
+    steps = [m * 10.0 ** k for k in (e - 1, e, e + 1) for m in (1, 2, 5)]
+    return min(x for x in steps if x >= v * (1 - 1e-9)) if up else max(x for x in steps if x <= v * (1 + 1e-9))
+
+
+def _log_limits(ax, values) -> None:
+    """Log y limits with a labelled 1-2-5 tick below the smallest value and above the largest, and some
+    room past them: no point sits on an edge of the axes."""
+    vals = [float(v) for v in values if v is not None and v > 0 and math.isfinite(v)]
+    if vals:
+        ax.set_ylim(_step_125(min(vals), False) / 1.25, _step_125(max(vals), True) * 1.25)
+
+
+def _seed_text(counts, what: str = "mean over {n} seeds") -> str:
+    """"1 seed, no band" when every group has one seed, else ``what`` with the seed counts ("2/3")."""
+    counts = sorted({int(c) for c in counts} or {1})
+    if counts == [1]:
+        return "1 seed, no band"
+    return what.format(n="/".join(map(str, counts)))
+
+
+def _step_formatter(ax, max_step: float) -> None:
+    """Training steps as 0, 20k, 40k, ... (k only when the steps reach 1000: 20, 40, 60 otherwise)."""
+    if max_step >= 1000:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x / 1000:g}k" if x else "0"))
+    else:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:g}"))
+
+
 def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
     plt = _plt()
     files = []
@@ -117,12 +150,14 @@ def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
         dense = [r for r in sub if r["pruner"] == "dense"]
         pruners = sorted({r["pruner"] for r in sub if r["pruner"] != "dense"}) or ["dense"]
         levels = sorted({r["sparsity"] for r in sub if r["pruner"] != "dense"})
-        cmap = plt.get_cmap("viridis")
-        colors = {s: cmap(0.9 * i / max(len(levels) - 1, 1)) for i, s in enumerate(levels)}
+        cmap = plt.get_cmap(LEVEL_CMAP)
+        colors = {s: cmap(LEVEL_CMAP_MAX * i / max(len(levels) - 1, 1)) for i, s in enumerate(levels)}
         ncol = min(len(pruners), 3)
         nrow = math.ceil(len(pruners) / ncol)
         fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.9 * nrow), squeeze=False, sharey=True)
-        seeds = sorted({r["seed"] for r in sub})
+        per_series = collections.defaultdict(set)  # seeds of each (pruner, sparsity) line
+        for r in sub:
+            per_series[(r["pruner"], r["sparsity"])].add(r["seed"])
         for ax, pruner in zip(axes.flat, pruners):
             series = [("dense", dense, "black", "--")] if dense else []
             if pruner != "dense":
@@ -138,12 +173,13 @@ def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
                 steps = np.array(sorted(by_step))
                 vals = [np.asarray(by_step[s]) for s in steps]
                 ax.plot(steps, [v.mean() for v in vals], style, color=color, label=label, lw=1.6, marker=".", ms=4)
-                ax.fill_between(steps, [v.min() for v in vals], [v.max() for v in vals], color=color, alpha=0.15,
-                                lw=0)
+                if max(v.size for v in vals) > 1:
+                    ax.fill_between(steps, [v.min() for v in vals], [v.max() for v in vals], color=color,
+                                    alpha=0.15, lw=0)
             ax.set_title(pruner_name(pruner) if pruner != "dense" else "dense")
             ax.set_xlabel("training step (gradient updates)")
             ax.grid(alpha=0.3)
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x / 1000:g}k" if x else "0"))
+            _step_formatter(ax, max((r["step"] for r in sub), default=0))
         for ax in axes[:, 0]:
             ax.set_ylabel(score_label(sub))
         for ax in list(axes.flat)[len(pruners):]:
@@ -156,8 +192,9 @@ def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
         order = (["dense"] if "dense" in legend else []) + [f"sparsity {pct(s)}" for s in levels
                                                            if f"sparsity {pct(s)}" in legend]
         fig.legend([legend[k] for k in order], order, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        seed_counts = [len(v) for v in per_series.values()]
         fig.suptitle(f"{name} on {dataset}: score during training\n"
-                     f"line = mean over {len(seeds)} seed(s), band = min–max over seeds")
+                     + _seed_text(seed_counts, "line = mean over {n} seeds, band = min–max over seeds"))
         fig.tight_layout()
         path = os.path.join(out_dir, f"curves_{algo}_{slug(dataset)}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -191,15 +228,17 @@ def plot_final_vs_sparsity(rows: Sequence[Dict], out_dir: str) -> List[str]:
             sd = np.array([p[1].std(ddof=1) if p[1].size > 1 else 0.0 for p in pts])
             n_seeds |= {p[1].size for p in pts}
             (line,) = ax.plot(xs, mean, marker="o", lw=1.8, label=pruner_name(pruner))
-            ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15, lw=0)
+            if any(p[1].size > 1 for p in pts):
+                ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15, lw=0)
         if levels:
             _sparsity_axis(ax, levels)
         ax.set_ylabel(score_label(rows) + f"\nafter {steps:,} steps")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, loc="best")
-        n_txt = "/".join(str(n) for n in sorted(n_seeds)) or "1"
+        if dense:
+            n_seeds.add(len(dense[0]))
         ax.set_title(f"{name} on {dataset}: final score vs sparsity\n"
-                     f"mean over {n_txt} seed(s), band = ±1 std")
+                     + _seed_text(n_seeds, "mean over {n} seeds, band = ±1 std"))
         fig.tight_layout()
         path = os.path.join(out_dir, f"final_vs_sparsity_{algo}_{slug(dataset)}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -244,19 +283,33 @@ def plot_layers(layers: Sequence[Dict], out_dir: str, networks: Dict[str, str], 
                         for n in names]
                 mean = np.array([k.mean() for k in kept])
                 sd = np.array([k.std(ddof=1) if k.size > 1 else 0.0 for k in kept])
-                ax.bar(x - 0.4 + width * (j + 1.5), np.maximum(mean, 0.5), width, yerr=sd, capsize=2,
-                       label=pruner_name(pruner))
+                multi = any(k.size > 1 for k in kept)
+                bars = ax.bar(x - 0.4 + width * (j + 1.5), np.maximum(mean, 0.5), width, yerr=sd if multi else None,
+                              capsize=2, label=pruner_name(pruner))
+                for bar, m in zip(bars, mean):
+                    if m == 0:  # a collapsed layer: hatched, labelled 0
+                        bar.set_hatch("///")
+                        bar.set_edgecolor("black")
+                        ax.annotate("0", (bar.get_x() + bar.get_width() / 2, 0.5), textcoords="offset points",
+                                    xytext=(0, 2), ha="center", va="bottom", fontsize=7)
             _log_y(ax)
             ax.set_xticks(x)
             ax.set_xticklabels(names, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
             ax.set_xlabel("layer")
             ax.set_title(networks.get(net, net))
             ax.grid(axis="y", alpha=0.3, which="both")
+            ax.set_axisbelow(True)  # grid lines behind the bars, not across them
         axes[0][0].set_ylabel("weights left (count, log scale)")
+        from matplotlib.patches import Patch  # plain patches: a pruner's first bar may be a hatched 0
+
         handles, labels = axes[0][0].get_legend_handles_labels()
+        handles = [h if lab == "all weights (dense)" else Patch(color=h.patches[0].get_facecolor() if hasattr(h, "patches")
+                                                                 else h.get_facecolor(), label=lab)
+                   for h, lab in zip(handles, labels)]
         fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels), frameon=False)
+        seed_txt = ("1 seed, no error bar" if len(seeds) == 1 else f"mean ± std over {len(seeds)} seeds")
         fig.suptitle(f"{name} on {dataset}: weights left per layer at {pct(level)} sparsity\n"
-                     f"mean ± std over {len(seeds)} seed(s); 0 drawn at 0.5 (a collapsed layer)")
+                     f"{seed_txt}; 0 drawn hatched at 0.5 (a collapsed layer)")
         fig.tight_layout()
         path = os.path.join(out_dir, f"layers_{algo}_{slug(dataset)}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -277,7 +330,9 @@ def plot_storage(sizes: Sequence[Dict], out_dir: str, networks: Dict[str, str]) 
             pts = sorted((k[4], v) for k, v in g.items() if k[3] == net)
             xs = [p[0] for p in pts]
             dense = pts[0][1]["dense"] / MB
-            ax.axhline(dense, color="black", ls="--", label=f"dense float32 ({dense:.3g} MB)")
+            ax.axhline(dense, color="black", ls="--", label="dense float32")
+            ax.annotate(f"dense {dense:.3g} MB", (1.0, dense), xycoords=("axes fraction", "data"),
+                        textcoords="offset points", xytext=(-3, 3), ha="right", va="bottom", fontsize=8)
             ax.plot(xs, [p[1]["coo"] / MB for p in pts], marker="s", label="torch COO (paper)")
             ax.plot(xs, [p[1]["compact"] / MB for p in pts], marker="o", label="ours (compact file)")
             for s, v in pts:
@@ -285,11 +340,13 @@ def plot_storage(sizes: Sequence[Dict], out_dir: str, networks: Dict[str, str]) 
                 ax.annotate(f"{r:.1f}x" if r < 10 else f"{r:.0f}x", (s, v["compact"] / MB),
                             textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8, color="C1")
             _log_y(ax)
+            _log_limits(ax, [dense] + [p[1][k] / MB for p in pts for k in ("coo", "compact")])
             _sparsity_axis(ax, xs)
             ax.set_title(networks.get(net, net))
             ax.grid(alpha=0.3, which="both")
-            ax.legend(frameon=False, fontsize=8, loc="lower left")
         axes[0][0].set_ylabel("stored size (MB = 10⁶ bytes, log scale)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels), frameon=False)
         fig.suptitle(f"{name} on {dataset}: stored size of each network vs sparsity\n"
                      "(whole files, headers included; labels: dense ÷ ours)")
         fig.tight_layout()
@@ -328,8 +385,11 @@ def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
         fig.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
                    ncol=min(len(handles), 4), frameon=False)
         steps = max(r["step"] for r in rows if (r["algo"], r["dataset"]) == (algo, dataset))
+        counts = [len(v) for k, v in finals.items() if k[:2] == (algo, name) and k[2] in datas]
+        band = ("points = 1 seed each, no interval" if max(counts, default=1) <= 1
+                else "points = mean over seeds, bars and bands = 95% bootstrap interval of the mean")
         fig.suptitle(f"{name} on {dataset}: score vs kernel weights trained, per data budget, after {steps:,} steps\n"
-                     "points = mean over seeds, bars and bands = 95% bootstrap interval of the mean")
+                     + band)
         fig.tight_layout()
         path = os.path.join(out_dir, f"score_vs_weights_{algo}_{slug(dataset)}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")
