@@ -18,7 +18,8 @@ The keywords are ``launch.train``'s flag names (``python -m launch.train --help`
 too, which must come before anything starts JAX) with typed Python values (numbers, booleans, lists,
 numpy scalars and arrays, paths); ``agent=`` (an algorithm's config) and ``prunes=``
 (``PruneConfig`` objects) may stand for the algorithm and pruning options. Both build the job with
-:func:`sparse_orl.config.build_job`. Re-running with the same ``workdir`` resumes; ``Result.load(workdir)`` reads any finished workdir.
+:func:`sparse_orl.config.build_job`. Re-running with the same ``workdir`` resumes; ``Result.load(workdir)``
+reads any finished workdir.
 """
 from __future__ import annotations
 
