@@ -159,6 +159,7 @@ def evaluate_policies(
     env_kwargs: Optional[dict] = None,
     *,
     run_offset: int = 0,
+    source: str = "--env",
 ) -> np.ndarray:
     """Undiscounted first-episode returns, float64 array ``(num_runs, episodes)``.
 
@@ -185,7 +186,7 @@ def evaluate_policies(
     if max_episode_steps is not None:
         make_kwargs["max_episode_steps"] = int(max_episode_steps)
 
-    make_env(env_id, **make_kwargs).close()  # validates the id (clear error) before the batch
+    make_env(env_id, flag=source, **make_kwargs).close()  # validates the id (clear error) before the batch
     envs = gym.vector.SyncVectorEnv(
         [lambda: gym.make(env_id, **make_kwargs) for _ in range(n)]
     )
@@ -286,7 +287,8 @@ def evaluate_workdir(workdir: str, episodes: int, seed: int, max_episode_steps=N
             key[0], sub = jax.random.split(key[0])
             return np.asarray(act(params, mean, std, jnp.asarray(obs), jax.random.split(sub, len(runs))))
 
-        returns = evaluate_policies(policy, env_id, len(runs), episodes, seed=seed, max_episode_steps=max_episode_steps)
+        returns = evaluate_policies(policy, env_id, len(runs), episodes, seed=seed, max_episode_steps=max_episode_steps,
+                                    source=f"the workdir's agent config ({folder})")
         for g, (f, i, r) in enumerate(entries):
             if f != folder:
                 continue

@@ -180,12 +180,15 @@ def _evaluator(agent, config: ExperimentConfig, job: JobData, r_pad: int):
     return evaluate
 
 
-def _save(program: Program, names: Names, states, agent_cfg, job: JobData) -> None:
-    """``final/params.npz`` and ``final/runs.json`` of every run."""
+def _save(program: Program, names: Names, states, agent_cfg, job: JobData, main: bool = True) -> None:
+    """``final/params.npz`` and ``final/runs.json`` of every run, written by process 0 (every process calls
+    this: gathering the runs is a collective)."""
     n, info = len(names.labels), job.info
     a = states.agent
     params, masks = compact.dense_view(a)
     params, masks, f_mean, f_std = to_host((params, masks, a.obs_mean, a.obs_std))
+    if not main:
+        return
     save_final(program.workdir, [{"seed": names.seeds[i], "sparsity": names.levels[i], "pruner": names.labels[i]}
                                  for i in range(n)],
                take_runs(params, slice(0, n)), take_runs(masks, slice(0, n)), np.asarray(f_mean)[:n],
@@ -274,8 +277,7 @@ def run_program(program: Program, job: JobData, log: Log, logs: LogConfig, stop=
         ckpt.close()
     if step < config.steps:  # stopped abruptly (stop_at), as a kill would
         return dataclasses.replace(base, runs=[], complete=False, step=step)
-    if main:
-        _save(program, names, states, agent_cfg, job)
+    _save(program, names, states, agent_cfg, job, main)
     out = summary(True)
     log(f"done: {workdir}/summary.json")
     return out

@@ -163,6 +163,8 @@ def _run_programs(config: ExperimentConfig, programs: List[Program], job: JobDat
             widths = {k: v["widths"] for k, v in p.narrow["record"]["networks"].items()}
             log(f"[{p.name}] dense network of widths {widths}: {p.narrow['record']['kept']:,} kernel weights of the "
                 f"scored networks (the {p.narrow['sparsity']:g}-sparse ones keep {p.narrow['record']['target']:,})")
+            if p.narrow["record"].get("warning"):
+                log(f"[{p.name}] warning: {p.narrow['record']['warning']}")
         out = _run_one(p, job, lambda m, _n=p.name: log(f"[{_n}] {m}"), logs, stop, stop_at, main,
                        fmt if p.name == "main" or not p.name else "masked")
         if not out.complete:
