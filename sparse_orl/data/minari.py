@@ -6,7 +6,6 @@ import logging
 import os
 import pathlib
 import socket
-import urllib.parse
 import warnings
 from typing import Optional, Tuple
 

@@ -37,6 +37,8 @@ def backend_allows(fmt: str) -> Tuple[bool, str]:
         return False, "--sparse_format=masked"
     if jax.default_backend() != "cpu":
         return False, f"the {jax.default_backend().upper()} backend (the compact kernels are CPU kernels)"
+    if jax.process_count() > 1:  # the compact plan reads every run's masks on the host
+        return False, f"{jax.process_count()} processes (--distributed; each holds only its own runs)"
     if not kernels.available():
         return False, f"the CPU kernels are unavailable ({kernels.unavailable_reason()})"
     return True, ""
