@@ -1,7 +1,8 @@
 """Shared helpers of the benchmarks: env shapes, the hand FLOP count, synthetic data, peak, tables.
 
-Imports nothing heavy at module level (the PyTorch worker of ``vs_pytorch.py``
-runs in a venv without JAX and imports only :data:`ENVS` and :func:`step_flops`).
+Imports nothing beyond the standard library at module level: the PyTorch worker of ``vs_pytorch.py``
+runs in a venv without JAX and imports only :data:`ENVS` and :func:`step_flops`, and ``inference.py
+--blas_threads`` must set the BLAS thread variables before numpy loads.
 """
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import statistics
 import sys
 import time
 from typing import Dict, List, Sequence, Tuple
-
-import numpy as np
 
 # (obs_dim, act_dim, max_action, D4RL/Minari medium dataset size)
 ENVS: Dict[str, Tuple[int, int, float, int]] = {
@@ -166,6 +165,7 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") 
     """
     import jax
     import jax.numpy as jnp
+    import numpy as np
     from jax.sharding import PartitionSpec as P
 
     d = jax.local_device_count()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared call on a lent GPU machine (see BUILD_NOTES "GPU"): smoke, then the throughput curves.
+# One prepared call on a lent GPU machine (results: docs/results/speed.md, "GPU"): smoke, then the throughput curves.
 # Usage there: OUT=<folder> bash bench/gpu_check.sh   (python3 with jax[cuda], flax, optax, chex)
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
@@ -12,7 +12,7 @@ step() { local name=$1 limit=$2; shift 2; echo "=== $name"; timeout "$limit" "$@
 step smoke 90 $T --quick --peak_n=1024
 grep -q "^wrote" "$OUT/smoke.log" || { cat "$OUT/smoke.log"; exit 1; }
 step bcq_fp32 200 $T --algos=bcq --runs=1,5,10,20,40,80,160 --variants=masked --sparsities=$LEVELS
-# TD3+BC / IQL (issue 13): 5 seeds x 8 levels = 40 runs in one program; the policy delay is a branch under vmap
+# TD3+BC / IQL: 5 seeds x 8 levels = 40 runs in one program; the policy delay is a branch under vmap
 step td3bc_iql_fp32 150 $T --algos=td3bc,iql --runs=1,5,40,160 --variants=dense,masked --sparsities=$LEVELS
 step bcq_bf16 100 $T --algos=bcq --runs=1,40,160 --variants=masked --sparsities=$LEVELS --compute_dtype=bfloat16
 step bc_fp32 100 $T --algos=bc,bc_vae --runs=1,40 --variants=dense,masked --sparsities=$LEVELS

@@ -22,40 +22,44 @@ warmup.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 import tempfile
 import time
+from typing import Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import _common as C  # noqa: E402
+from bench._options import parse  # noqa: E402
+from sparse_orl.fields import option  # noqa: E402
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--env", default="halfcheetah", choices=tuple(C.ENVS))
-    p.add_argument("--sparsity", type=float, default=0.95)
-    p.add_argument("--batches", default="1,256")
-    p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--min_calls", type=int, default=200)
-    p.add_argument("--min_time", type=float, default=1.0, help="seconds of timed calls per cell (at least)")
-    p.add_argument("--max_time", type=float, default=15.0,
-                   help="stop a cell after this many seconds even below --min_calls (at least 3 calls)")
-    p.add_argument("--blas_threads", type=int, default=0,
-                   help="set OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads (0: leave the environment as is)")
-    p.add_argument("--narrow", action=argparse.BooleanOptionalAction, default=True,
-                   help="also the narrow dense network with as many kernel weights as the sparse one "
-                        "(sparse_orl.job.narrow; issue 14): its file size and latency beside the sparse file's")
-    p.add_argument("--quick", action="store_true", help="smoke run: >= 30 calls / 0.1 s per cell, at most 1 s")
-    p.add_argument("--out", default="")
-    a = p.parse_args(argv)
-    if a.quick:
-        a.warmup, a.min_calls, a.min_time, a.max_time = 5, 30, 0.1, 1.0
-    return a
+@dataclasses.dataclass(frozen=True)
+class Options:
+    env: str = option("halfcheetah", "Environment shapes.", choices=tuple(C.ENVS))
+    sparsity: float = option(0.95, "Sparsity of the random exact-count masks.", low=0, high=1, high_open=True)
+    batches: Tuple[int, ...] = option((1, 256), "Batch sizes of act(obs).", low=1)
+    warmup: int = option(20, "Untimed calls before each cell.", low=0)
+    min_calls: int = option(200, "Timed calls per cell (at least).", low=1)
+    min_time: float = option(1.0, "Seconds of timed calls per cell (at least).", low=0)
+    max_time: float = option(15.0, "Stop a cell after this many seconds even below --min_calls (at least 3 calls).",
+                             low=0, low_open=True)
+    blas_threads: int = option(0, "Set OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads (0: leave the environment as "
+                               "is).", low=0)
+    narrow: bool = option(True, "Also the narrow dense network with as many kernel weights as the sparse one "
+                          "(sparse_orl.job.narrow): its file size and latency beside the sparse file's.")
+    quick: bool = option(False, "Smoke run: >= 30 calls / 0.1 s per cell, at most 1 s.")
+    out: str = option("", "Also write the results to this JSON file.")
 
+
+def parse_args(argv=None) -> Options:
+    o = parse(Options, sys.argv[1:] if argv is None else argv)
+    if o.quick:
+        o = dataclasses.replace(o, warmup=5, min_calls=30, min_time=0.1, max_time=1.0)
+    return o
 
 def latency(fn, warmup, min_calls, min_time, max_time=float("inf")):
     """Median / p10 / p90 microseconds of one call of ``fn`` (its result is materialized)."""
@@ -94,6 +98,7 @@ def build(env, algo, sparsity, folder, narrow=False):
     from sparse_orl.config import PruneConfig
     from sparse_orl.trainer.initialize import init_state
     from sparse_orl.data.transitions import Transitions
+    from sparse_orl.store.atomic import flatten
 
     obs_dim, act_dim, max_action, _ = C.ENVS[env]
     cfg = make_config(algo, **({"vae_only": True} if algo == "bc" else {}), actor_hidden=C.ACTOR_HIDDEN,
@@ -129,9 +134,9 @@ def build(env, algo, sparsity, folder, narrow=False):
     path = os.path.join(folder, f"{algo}{'_narrow' if narrow else ''}.soc")
     nbytes = export.save_compact(path, sub_p, sub_m, meta)
     dense_bytes = export.dense_nbytes(sub_p)
-    kept = sum(int(m.sum()) for k, m in export.flatten(sub_m).items() if k.endswith("kernel"))
-    total = sum(m.size for k, m in export.flatten(sub_m).items() if k.endswith("kernel"))
-    widths = {k: list(getattr(cfg, f)) for k, f in cfg.hidden_fields.items()}
+    kept = sum(int(m.sum()) for k, m in flatten(sub_m).items() if k.endswith("kernel"))
+    total = sum(m.size for k, m in flatten(sub_m).items() if k.endswith("kernel"))
+    widths = {spec.name: list(getattr(cfg, spec.hidden_field)) for spec in agent.network_specs}
     return agent, params, state, path, {"file_bytes": nbytes, "dense_bytes": dense_bytes, "kernel_weights": kept,
                                         "kernel_sparsity": 1 - kept / total, "widths": widths}
 
@@ -168,7 +173,7 @@ def main(argv=None):
                     "jax dense": Policy.load(path, "jax", sparse=False)}
             flax_act = jax.jit(agent.act)
             key = jax.random.PRNGKey(1)
-            for b in [int(x) for x in args.batches.split(",")]:
+            for b in args.batches:
                 obs = rng.standard_normal((b, obs_dim) if b > 1 else (obs_dim,)).astype(np.float32)
                 cells = {}
                 for name, pol in pols.items():
@@ -208,7 +213,7 @@ def main(argv=None):
                          ("median_us", "median us", ".1f"), ("p10_us", "p10", ".1f"), ("p90_us", "p90", ".1f"),
                          ("speedup_vs_numpy_dense", "x vs numpy dense", ".2f"),
                          ("speedup_vs_best_dense", "x vs best dense", ".2f")]))
-    C.write_json(args.out, {"benchmark": "inference", "args": vars(args), "machine": C.machine_info(),
+    C.write_json(args.out, {"benchmark": "inference", "args": dataclasses.asdict(args), "machine": C.machine_info(),
                             "load_warning": warn, "blas_env": blas_env, "files": files, "rows": rows})
     return rows
 

@@ -27,7 +27,12 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench._options import parse  # noqa: E402
+from sparse_orl.fields import option  # noqa: E402
 
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 VARIANTS = ("compact", "masked", "narrow")
@@ -35,45 +40,27 @@ VARIANTS = ("compact", "masked", "narrow")
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    shapes: str = dataclasses.field(
-        default="750x750x100,400x300x100,300x400x100,400x300x1000,300x400x1000,256x256x256",
-        metadata={"help": "comma-separated IN x OUT x BATCH layers"})
-    densities: str = dataclasses.field(default="0.1,0.05,0.02", metadata={"help": "kept fractions"})
-    modes: str = dataclasses.field(default="pinned,unpinned", metadata={"help": "pinned and/or unpinned"})
-    core: int = dataclasses.field(default=1, metadata={"help": "the core of the pinned mode"})
-    reps: int = dataclasses.field(default=15, metadata={"help": "interleaved rounds (the median is reported)"})
-    inner: int = dataclasses.field(default=10, metadata={"help": "training passes per timed sample"})
-    seed: int = dataclasses.field(default=0, metadata={"help": "seed of weights, masks and data"})
-    out: str = dataclasses.field(default="", metadata={"help": "also write the results to this JSON file"})
-    worker: str = dataclasses.field(default="", metadata={"help": "internal: run one mode and print JSON"})
+    shapes: Tuple[str, ...] = option(("750x750x100", "400x300x100", "300x400x100", "400x300x1000", "300x400x1000",
+                                      "256x256x256"), "Layers, each IN x OUT x BATCH.")
+    densities: Tuple[float, ...] = option((0.1, 0.05, 0.02), "Kept fractions.", low=0, high=1, low_open=True)
+    modes: Tuple[str, ...] = option(("pinned", "unpinned"), "Thread modes (see the module docstring).",
+                                    choices=("pinned", "unpinned"))
+    core: int = option(1, "The core of the pinned mode.", low=0)
+    reps: int = option(15, "Interleaved rounds (the median is reported).", low=1)
+    inner: int = option(10, "Training passes per timed sample.", low=1)
+    seed: int = option(0, "Seed of weights, masks and data.", low=0)
+    out: str = option("", "Also write the results to this JSON file.")
+    worker: str = option("", "Internal: run one mode and print JSON.", choices=("", "pinned", "unpinned"))
 
 
-def parse_options(argv: Sequence[str]) -> Options:
-    """Options from ``--name value`` / ``--name=value`` pairs; types and help from the dataclass."""
-    fields = {f.name: f for f in dataclasses.fields(Options)}
-    values: Dict[str, Any] = {}
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg in ("-h", "--help"):
-            print(__doc__)
-            for f in fields.values():
-                print(f"  --{f.name:<11} {f.metadata['help']} (default: {f.default!r})")
-            sys.exit(0)
-        name, eq, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
-        if name not in fields:
-            sys.exit(f"unknown option {arg!r} (see --help)")
-        if not eq:
-            if not args:
-                sys.exit(f"option --{name} needs a value")
-            value = args.pop(0)
-        values[name] = type(fields[name].default)(value)
-    return Options(**values)
-
-
-def parse_shapes(text: str) -> List[tuple]:
-    return [tuple(int(v) for v in s.lower().split("x")) for s in text.split(",") if s]
-
+def parse_shapes(shapes: Sequence[str]) -> List[tuple]:
+    out = []
+    for s in shapes:
+        dims = s.lower().split("x")
+        if len(dims) != 3 or not all(d.isdigit() and int(d) > 0 for d in dims):
+            sys.exit(f"error: --shapes: {s!r} is not IN x OUT x BATCH (e.g. 750x750x100)")
+        out.append(tuple(int(d) for d in dims))
+    return out
 
 def layer_variants(n_in: int, n_out: int, batch: int, density: float, seed: int):
     """{variant: (jitted sample function, its arguments)} for one layer shape and density."""
@@ -130,7 +117,7 @@ def run_worker(opts: Options) -> List[dict]:
     """Times every shape and density in this process (its mode is set up by the parent)."""
     rows = []
     for n_in, n_out, batch in parse_shapes(opts.shapes):
-        for density in (float(d) for d in opts.densities.split(",")):
+        for density in opts.densities:
             fns, info = layer_variants(n_in, n_out, batch, density, opts.seed)
             times = time_interleaved(fns, opts.inner, opts.reps)
             rows.append({"mode": opts.worker, "n_in": n_in, "n_out": n_out, "batch": batch, "density": density,
@@ -147,7 +134,8 @@ def spawn_worker(opts: Options, mode: str) -> List[dict]:
     argv = [sys.executable, os.path.abspath(__file__)]
     for f in dataclasses.fields(Options):
         if f.name not in ("worker", "out"):
-            argv.append(f"--{f.name}={getattr(opts, f.name)}")
+            value = getattr(opts, f.name)
+            argv.append(f"--{f.name}={','.join(map(str, value)) if isinstance(value, tuple) else value}")
     argv.append(f"--worker={mode}")
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -185,7 +173,8 @@ def table(rows: List[dict], modes: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    opts = parse_options(argv)
+    opts = parse(Options, argv)
+    parse_shapes(opts.shapes)  # a bad shape fails here, before any worker starts
     if opts.worker:
         if opts.worker == "pinned":
             os.sched_setaffinity(0, {opts.core})
@@ -195,7 +184,7 @@ def main(argv: Sequence[str]) -> None:
             sys.exit(f"kernels unavailable: {kernels.unavailable_reason()}")
         print(json.dumps(run_worker(opts)))
         return
-    modes = [m for m in opts.modes.split(",") if m]
+    modes = list(opts.modes)
     started = machine()
     rows = [r for mode in modes for r in spawn_worker(opts, mode)]
     print(f"{started.get('cpu', '')}, {started['cpus']} cpus, load {started['loadavg']}; ms per forward+backward pass, "

@@ -4,20 +4,33 @@ The scan of ``make_train_chunk`` hides its body from the cost analysis, so this
 compiles one ``jit(vmap(agent.train_step))`` over ``--runs`` runs and divides by
 the number of runs. Bytes accessed over FLOPs says whether a step can be
 arithmetic-bound on a device: BCQ does ~3.1 GFLOP and moves ~214 MB per run
-(14.5 FLOP/byte), so on a GPU it is memory-bound (BUILD_NOTES, "GPU").
+(14.5 FLOP/byte), so on a GPU it is memory-bound (docs/results/speed.md).
 The analysis is the CPU backend's by default; fusion differs a little per backend.
 
     python bench/step_cost.py --algos bcq,bc,bc_vae --runs 1,40
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
+from typing import Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import _common as C  # noqa: E402
+from bench._options import parse  # noqa: E402
+from sparse_orl.fields import option  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    algos: Tuple[str, ...] = option(("bcq", "bc", "bc_vae"), "Algorithms.", choices=tuple(C.ALGOS))
+    envs: Tuple[str, ...] = option(("halfcheetah",), "Environment shapes.", choices=tuple(C.ENVS))
+    runs: Tuple[int, ...] = option((1, 40), "Numbers of runs of the vmapped step (the cost is per run).", low=1)
+    compute_dtype: str = option("float32", "Compute dtype of the networks.", choices=("float32", "bfloat16"))
+    out: str = option("", "Also write the results to this JSON file.")
 
 
 def step_cost(env: str, algo: str, runs: int, compute_dtype: str = "float32", batch: int = 100):
@@ -42,18 +55,12 @@ def step_cost(env: str, algo: str, runs: int, compute_dtype: str = "float32", ba
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--algos", default="bcq,bc,bc_vae")
-    p.add_argument("--envs", default="halfcheetah")
-    p.add_argument("--runs", default="1,40")
-    p.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16"))
-    p.add_argument("--out", default="")
-    args = p.parse_args(argv)
+    args = parse(Options, sys.argv[1:] if argv is None else argv)
     rows = []
-    for env in args.envs.split(","):
-        for algo in args.algos.split(","):
+    for env in args.envs:
+        for algo in args.algos:
             hand = C.step_flops(algo, *C.ENVS[env][:2])["total"]
-            for n in [int(x) for x in args.runs.split(",")]:
+            for n in args.runs:
                 c = step_cost(env, algo, n, args.compute_dtype)
                 rows.append({"env": env, "algo": algo, "runs": n, "gflop_xla": c["flops"] / 1e9,
                              "gflop_hand": hand / 1e9, "mb": c["bytes"] / 1e6,
@@ -62,7 +69,7 @@ def main(argv=None):
                          ("gflop_xla", "GFLOP/run (XLA)", ".2f"), ("gflop_hand", "GFLOP/run (hand)", ".2f"),
                          ("mb", "MB/run", ".1f"), ("flop_per_byte", "FLOP/byte", ".1f"),
                          ("mparams", "M params/run", ".2f")]))
-    C.write_json(args.out, {"benchmark": "step_cost", "args": vars(args), "jax": C.jax_info(), "rows": rows})
+    C.write_json(args.out, {"benchmark": "step_cost", "args": dataclasses.asdict(args), "jax": C.jax_info(), "rows": rows})
     return rows
 
 

@@ -14,50 +14,57 @@ achieved GFLOP/s of the hand-counted dense FLOPs of one step
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 import time
+from typing import Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import _common as C  # noqa: E402
+from bench._options import parse  # noqa: E402
+from sparse_orl.fields import option  # noqa: E402
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--algos", default="bcq,bc,bc_vae", help="subset of bcq,bc,bc_vae,td3bc,iql "
-                   "(td3bc and iql: 256-256, batch 256)")
-    p.add_argument("--envs", default="hopper,halfcheetah", help="subset of hopper,halfcheetah")
-    p.add_argument("--runs", default="1,5,15,40", help="numbers of runs in one program")
-    p.add_argument("--variants", default="dense,masked", help="subset of dense,masked")
-    p.add_argument("--sparsity", type=float, default=0.9, help="sparsity of the masked variant (random masks)")
-    p.add_argument("--sparsities", default="",
-                   help="comma list: the masked variant's runs cycle through these sparsities (seeds x sparsity "
-                        "levels in one program, e.g. 40 runs = 5 seeds x 8 levels); overrides --sparsity")
-    p.add_argument("--steps", default="auto",
-                   help="steps per timed chunk; 'auto': about --chunk_s seconds at 50%% of peak")
-    p.add_argument("--chunk_s", type=float, default=4.0, help="target seconds per chunk for --steps auto")
-    p.add_argument("--repeats", type=int, default=3, help="timed chunks per variant (interleaved)")
-    p.add_argument("--batch", type=int, default=100, help="batch of bcq / bc (td3bc and iql use 256)")
-    p.add_argument("--data_size", type=int, default=0, help="synthetic transitions (0: the dataset's size, 1M)")
-    p.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16"))
-    p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll of make_train_chunk")
-    p.add_argument("--runs_loop", default="auto",
-                   help="make_train_chunk's runs_loop: auto (map on CPU, vmap on GPU/TPU), vmap, map, or a comma "
-                        "list to time several, interleaved; rows of 'map' are named dense-map / masked-map")
-    p.add_argument("--cpu_devices", default="1",
-                   help="split the CPU into this many single-threaded JAX devices, runs sharded over them "
-                        "('auto': one per usable core; sparse_orl.trainer.devices)")
-    p.add_argument("--peak_n", type=int, default=2048, help="size of the n^3 matmul timed for the peak")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: halfcheetah, bcq, runs 1,2, 3 steps, 2 repeats, 20k transitions, 1024^3 peak")
-    p.add_argument("--out", default="", help="write results as JSON here")
-    a = p.parse_args(argv)
-    if a.quick:
-        a.envs, a.algos, a.runs, a.steps, a.repeats = "halfcheetah", "bcq", "1,2", "3", 2
-        a.data_size, a.peak_n = a.data_size or 20_000, 1024
-    return a
+@dataclasses.dataclass(frozen=True)
+class Options:
+    algos: Tuple[str, ...] = option(("bcq", "bc", "bc_vae"), "Algorithms (td3bc and iql: 256-256, batch 256).",
+                                    choices=tuple(C.ALGOS))
+    envs: Tuple[str, ...] = option(("hopper", "halfcheetah"), "Environment shapes.", choices=tuple(C.ENVS))
+    runs: Tuple[int, ...] = option((1, 5, 15, 40), "Numbers of runs in one program.", low=1)
+    variants: Tuple[str, ...] = option(("dense", "masked"), "Variants timed.", choices=("dense", "masked"))
+    sparsity: float = option(0.9, "Sparsity of the masked variant (random masks).", low=0, high=1, high_open=True)
+    sparsities: Tuple[float, ...] = option((), "The masked variant's runs cycle through these sparsities (seeds x "
+                                           "sparsity levels in one program, e.g. 40 runs = 5 seeds x 8 levels); "
+                                           "overrides --sparsity.", low=0, high=1, high_open=True)
+    steps: str = option("auto", "Steps per timed chunk; 'auto': about --chunk_s seconds at 50% of peak.")
+    chunk_s: float = option(4.0, "Target seconds per chunk for --steps=auto.", low=0, low_open=True)
+    repeats: int = option(3, "Timed chunks per variant (interleaved).", low=1)
+    batch: int = option(100, "Batch of bcq / bc / bc_vae (td3bc and iql use 256).", low=1)
+    data_size: int = option(0, "Synthetic transitions (0: the dataset's size, 1M).", low=0)
+    compute_dtype: str = option("float32", "Compute dtype of the networks.", choices=("float32", "bfloat16"))
+    unroll: int = option(1, "lax.scan unroll of make_train_chunk.", low=1)
+    runs_loop: Tuple[str, ...] = option(("auto",), "make_train_chunk's runs_loop: auto (map on CPU, vmap on GPU/TPU), "
+                                        "vmap or map; several are timed interleaved, rows of 'map' named dense-map / "
+                                        "masked-map.", choices=("auto", "vmap", "map"))
+    cpu_devices: str = option("1", "Split the CPU into this many single-threaded JAX devices, runs sharded over them "
+                              "('auto': one per usable core; sparse_orl.trainer.devices).")
+    peak_n: int = option(2048, "Size of the n^3 matmul timed for the peak.", low=1)
+    quick: bool = option(False, "Smoke run: halfcheetah, bcq, runs 1,2, 3 steps, 2 repeats, 20k transitions, "
+                         "1024^3 peak.")
+    out: str = option("", "Also write the results to this JSON file.")
+
+
+def parse_args(argv=None) -> Options:
+    o = parse(Options, sys.argv[1:] if argv is None else argv)
+    if o.steps != "auto" and not (o.steps.isdigit() and int(o.steps) > 0):
+        sys.exit(f"error: --steps must be 'auto' or a positive integer, got {o.steps!r}")
+    if o.quick:
+        o = dataclasses.replace(o, envs=("halfcheetah",), algos=("bcq",), runs=(1, 2), steps="3", repeats=2,
+                                data_size=o.data_size or 20_000, peak_n=1024)
+    return o
 
 
 def synthetic_data(env: str, size: int, seed: int = 0):
@@ -157,18 +164,18 @@ def main(argv=None):
     rows = []
     from sparse_orl.trainer.runs import resolve_runs_loop
 
-    loops = list(dict.fromkeys(resolve_runs_loop(x) for x in args.runs_loop.split(",")))
+    loops = list(dict.fromkeys(resolve_runs_loop(x) for x in args.runs_loop))
     # variant name -> (dense|masked, runs_loop); "vmap" keeps the plain name
-    variants = {v if lp == "vmap" else f"{v}-{lp}": (v, lp) for v in args.variants.split(",") for lp in loops}
-    sparsity = [float(x) for x in args.sparsities.split(",")] if args.sparsities else args.sparsity
-    for env in args.envs.split(","):
+    variants = {v if lp == "vmap" else f"{v}-{lp}": (v, lp) for v in args.variants for lp in loops}
+    sparsity = list(args.sparsities) if args.sparsities else args.sparsity
+    for env in args.envs:
         data = synthetic_data(env, args.data_size)
         obs_dim, act_dim, _, _ = C.ENVS[env]
-        for algo in args.algos.split(","):
+        for algo in args.algos:
             batch = C.batch_of(algo, args.batch)
             flops = C.step_flops(algo, obs_dim, act_dim, batch)
             agent = make_bench_agent(env, algo, args.compute_dtype)
-            for n in [int(x) for x in args.runs.split(",")]:
+            for n in args.runs:
                 if args.steps == "auto":
                     steps = max(5, int(args.chunk_s * 0.5 * peak["gflops_best"] * 1e9 / (flops["total"] * n)))
                 else:
@@ -219,10 +226,10 @@ def main(argv=None):
         ("gflops", "GFLOP/s", ".1f"), ("pct_peak", "% peak", ".0f"), ("vs_dense", "masked/dense", ".3f"),
     ]))
     C.write_json(args.out, {
-        "benchmark": "train_throughput", "args": vars(args), "machine": C.machine_info(), "jax": C.jax_info(),
+        "benchmark": "train_throughput", "args": dataclasses.asdict(args), "machine": C.machine_info(), "jax": C.jax_info(),
         "load_warning": warn, "peak_fp32": peak, "peak_bf16": peak_bf16,
         "flops_per_step": {f"{e}/{a}": C.step_flops(a, *C.ENVS[e][:2], batch=C.batch_of(a, args.batch))
-                           for e in args.envs.split(",") for a in args.algos.split(",")},
+                           for e in args.envs for a in args.algos},
         "rows": rows,
     })
     return rows

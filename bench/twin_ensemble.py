@@ -1,6 +1,6 @@
 """Twin critics as one vmapped ensemble vs two separate Q-networks: TD3+BC / IQL / BCQ steps/s, interleaved.
 
-The issue-13 question: is Q1(s, a), Q2(s, a) faster as one batched matmul (the two
+The question: is Q1(s, a), Q2(s, a) faster as one batched matmul (the two
 critics' params stacked on a leading axis, the critic applied under ``vmap``) than as
 two matmuls? This builds both variants of the same algorithm (the ensemble one
 overrides only where the twin critic is evaluated: the critic loss, and the TD target
@@ -12,14 +12,28 @@ the ensemble variant stacks the two critics' params inside every step.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
+from typing import Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import _common as C  # noqa: E402
+from bench._options import parse  # noqa: E402
+from sparse_orl.fields import option  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    algos: Tuple[str, ...] = option(("td3bc", "iql"), "Algorithms.", choices=("td3bc", "iql", "bcq", "bc"))
+    env: str = option("halfcheetah", "Environment shapes.", choices=tuple(C.ENVS))
+    runs: int = option(5, "Dense runs in one program.", low=1)
+    steps: int = option(200, "Steps per timed chunk.", low=1)
+    repeats: int = option(4, "Timed chunks per variant (interleaved).", low=1)
+    runs_loop: str = option("auto", "make_train_chunk's runs_loop.", choices=("auto", "map", "vmap"))
+    out: str = option("", "Also write the results to this JSON file.")
 
 
 def twin_q(critic, twin_params, obs, action):
@@ -74,15 +88,7 @@ def ensemble_agent(agent):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--algos", default="td3bc,iql")
-    p.add_argument("--env", default="halfcheetah", choices=tuple(C.ENVS))
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--steps", type=int, default=200, help="steps per timed chunk")
-    p.add_argument("--repeats", type=int, default=4)
-    p.add_argument("--runs_loop", default="auto", choices=("auto", "map", "vmap"))
-    p.add_argument("--out", default="")
-    args = p.parse_args(argv)
+    args = parse(Options, sys.argv[1:] if argv is None else argv)
 
     from sparse_orl.algos import losses
     from train_throughput import Program, make_bench_agent, synthetic_data
@@ -92,7 +98,7 @@ def main(argv=None):
         print(warn)
     data = synthetic_data(args.env, 0)
     rows = []
-    for algo in args.algos.split(","):
+    for algo in args.algos:
         base = make_bench_agent(args.env, algo)
         ens, ens_loss = ensemble_agent(base)
         progs, plain_loss = {}, losses.critic_loss
@@ -113,7 +119,7 @@ def main(argv=None):
         rows[-1]["ensemble_over_two"] = ratio
         print(f"{algo}: two networks {rows[-2]['agg_steps_s']:.1f}, ensemble {rows[-1]['agg_steps_s']:.1f} "
               f"aggregate steps/s ({ratio:.2f}x)" + (f"   [{warn}]" if warn else ""), flush=True)
-    C.write_json(args.out, {"benchmark": "twin_ensemble", "args": vars(args), "machine": C.machine_info(),
+    C.write_json(args.out, {"benchmark": "twin_ensemble", "args": dataclasses.asdict(args), "machine": C.machine_info(),
                             "jax": C.jax_info(), "load_warning": warn, "rows": rows})
 
 

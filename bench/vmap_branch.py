@@ -13,14 +13,26 @@ vary per run (the old behaviour), so vmap has to select.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import _common as C  # noqa: E402
+from bench._options import parse  # noqa: E402
+from sparse_orl.fields import option  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    env: str = option("halfcheetah", "Environment shapes.", choices=tuple(C.ENVS))
+    runs: int = option(5, "Dense TD3+BC runs in one program.", low=1)
+    steps: int = option(200, "Steps per timed chunk.", low=1)
+    repeats: int = option(4, "Timed chunks per variant (interleaved).", low=1)
+    runs_loop: str = option("vmap", "make_train_chunk's runs_loop.", choices=("map", "vmap"))
+    out: str = option("", "Also write the results to this JSON file.")
 
 
 def select_agent(agent):
@@ -39,14 +51,7 @@ def select_agent(agent):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--env", default="halfcheetah", choices=tuple(C.ENVS))
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--steps", type=int, default=200, help="steps per timed chunk")
-    p.add_argument("--repeats", type=int, default=4)
-    p.add_argument("--runs_loop", default="vmap", choices=("map", "vmap"))
-    p.add_argument("--out", default="")
-    args = p.parse_args(argv)
+    args = parse(Options, sys.argv[1:] if argv is None else argv)
 
     from train_throughput import Program, make_bench_agent, synthetic_data
 
@@ -65,7 +70,7 @@ def main(argv=None):
     print(f"td3bc {args.runs_loop} x{args.runs}: branch {rows[0]['agg_steps_s']:.1f}, select "
           f"{rows[1]['agg_steps_s']:.1f} aggregate steps/s ({ratio:.2f}x)" + (f"   [{warn}]" if warn else ""),
           flush=True)
-    C.write_json(args.out, {"benchmark": "vmap_branch", "args": vars(args), "machine": C.machine_info(),
+    C.write_json(args.out, {"benchmark": "vmap_branch", "args": dataclasses.asdict(args), "machine": C.machine_info(),
                             "jax": C.jax_info(), "load_warning": warn, "rows": rows, "branch_over_select": ratio})
 
 
