@@ -16,8 +16,10 @@ Only the standard library is used, so this runs inside pip's isolated build envi
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -125,7 +127,17 @@ def build_library(output: str = DEFAULT_OUTPUT, *, build_temp: str | None = None
         _run(cxx + ["-shared", "-o", staged] + objects, verbose)
         shutil.move(staged, output + ".tmp")
         os.replace(output + ".tmp", output)
+    # the FFI API version of the headers: a jaxlib older than these cannot run the handlers
+    with open(os.path.splitext(output)[0] + ".json", "w") as f:
+        json.dump({"ffi_api": ffi_api_version(include)}, f)
     return output
+
+
+def ffi_api_version(include: str) -> list:
+    """[major, minor] of the XLA FFI C API declared by the headers under ``include``."""
+    with open(os.path.join(include, "xla", "ffi", "api", "c_api.h"), encoding="utf-8") as f:
+        text = f.read()
+    return [int(re.search(rf"#define XLA_FFI_API_{part}\s+(\d+)", text).group(1)) for part in ("MAJOR", "MINOR")]
 
 
 def main(argv: list[str]) -> int:

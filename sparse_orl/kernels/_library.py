@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import json
 import os
+import re
 import warnings
 from typing import NamedTuple, Optional
 
@@ -37,6 +39,9 @@ def _load() -> _Loaded:
         return _Loaded(0, "disabled by SPARSE_ORL_KERNELS=0")
     if not os.path.isfile(LIBRARY_PATH):
         return _Loaded(0, f"{LIBRARY_PATH} is missing (reinstall with a C++ compiler: pip install -e .)")
+    mismatch = _api_mismatch()
+    if mismatch:
+        return _Loaded(0, mismatch)
     try:
         lib = ctypes.cdll.LoadLibrary(LIBRARY_PATH)
         lib.sparse_orl_linear_best_isa.restype = ctypes.c_int32
@@ -46,6 +51,27 @@ def _load() -> _Loaded:
     except (OSError, AttributeError, RuntimeError, ValueError) as err:  # a stale or foreign build
         return _Loaded(0, f"loading {LIBRARY_PATH} failed: {err}")
     return _Loaded(best, None)
+
+
+def _api_mismatch() -> Optional[str]:
+    """Why this jaxlib cannot run the library (it was compiled against newer FFI headers), or None.
+
+    A handler built against a newer FFI API than the running jaxlib's is rejected only when XLA
+    first calls it, breaking the CPU backend; comparing the versions here keeps the fallback."""
+    sidecar = os.path.splitext(LIBRARY_PATH)[0] + ".json"
+    header = os.path.join(jax.ffi.include_dir(), "xla", "ffi", "api", "c_api.h")
+    try:
+        with open(sidecar, encoding="utf-8") as f:
+            built = tuple(json.load(f)["ffi_api"])
+        with open(header, encoding="utf-8") as f:
+            text = f.read()
+        running = tuple(int(re.search(rf"#define XLA_FFI_API_{p}\s+(\d+)", text).group(1)) for p in ("MAJOR", "MINOR"))
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None  # no record (an older build): trust the library
+    if built[0] != running[0] or built[1] > running[1]:
+        return (f"the kernels were compiled against XLA FFI API {built[0]}.{built[1]}, newer than this jaxlib's "
+                f"{running[0]}.{running[1]}; rebuild them against it: pip install --no-build-isolation -e .")
+    return None
 
 
 def available() -> bool:
