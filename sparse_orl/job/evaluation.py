@@ -56,7 +56,7 @@ from sparse_orl.store.final import load_final, run_folders
 from sparse_orl.store.summary import read_summary
 from sparse_orl.trainer.runs import make_act_fn
 
-# MuJoCo >= 3.3 warns on every model compile that gymnasium's XML attribute 'settotalmass' is
+# MuJoCo >= 3.16 warns on every model compile that gymnasium's XML attribute 'settotalmass' is
 # deprecated (61 times per evaluation of 6 runs x 10 episodes), and its default handler also
 # writes each warning to MUJOCO_LOG.TXT in the current directory. This handler drops that one
 # message and passes every other MuJoCo warning on as a Python RuntimeWarning (shown once per
