@@ -20,7 +20,7 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from sparse_orl.algos import AlgoConfig
-from sparse_orl.config import ExperimentConfig, PruneConfig, comparable_config
+from sparse_orl.config import ExperimentConfig, PruneConfig, RunSettings, comparable_config
 from sparse_orl.store.atomic import read_json
 from sparse_orl.sweep.status import program_status
 from sparse_orl.text import fmt_bytes, fmt_time, slug
@@ -139,10 +139,8 @@ def plan(sweep) -> List[Program]:
             for i, (prunes, seeds, levels) in enumerate(parts):
                 cfg = ExperimentConfig(
                     dataset=dataset, workdir="", agent=agent, prunes=prunes, seeds=tuple(int(s) for s in seeds),
-                    sparsities=tuple(float(s) for s in levels), steps=sweep.steps, batch_size=sweep.batch_size,
-                    eval_every=sweep.eval_every, eval_episodes=sweep.eval_episodes,
-                    checkpoint_every=sweep.checkpoint_every, eval_max_episode_steps=sweep.eval_max_episode_steps,
-                    max_transitions=sweep.max_transitions, width_multiplier=sweep.width_multiplier)
+                    sparsities=tuple(float(s) for s in levels),
+                    **{f.name: getattr(sweep, f.name) for f in dataclasses.fields(RunSettings)})
                 body = comparable_config(cfg.to_dict())  # the hash ignores what resuming ignores
                 digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
                 part = f"_p{i + 1}of{len(parts)}" if len(parts) > 1 else ""

@@ -1,6 +1,6 @@
 """The README's launcher commands on a tiny dataset: their numbers, to compare two versions of the code.
 
-    python tests/tools/readme_commands.py record OUT.json [--repo=PATH]
+    python tests/tools/readme_commands.py record OUT.json [--repo=PATH] [--extra=FLAG]
     python tests/tools/readme_commands.py compare A.json B.json
 
 ``record`` runs launch.train (three algorithms, narrow and --prune_networks included), launch.sweep,
@@ -52,22 +52,22 @@ def _summary_numbers(summary):
     return runs
 
 
-def record(out, repo):
+def record(out, repo, extra=()):
     sys.path.insert(0, os.path.dirname(HERE))
-    from conftest import make_tiny_minari
+    from conftest import make_minari
 
     tmp = tempfile.mkdtemp(prefix="readme_commands-")
     env = dict(os.environ, MINARI_DATASETS_PATH=tmp, JAX_PLATFORMS="cpu")
     cwd = os.getcwd()
     os.chdir(tmp)
     os.environ["MINARI_DATASETS_PATH"] = tmp
-    make_tiny_minari(tmp, episodes=8, max_steps=40)
+    make_minari("test/hopper/launch-v0", episodes=8, max_steps=40)
     os.chdir(cwd)
     data = "test/hopper/launch-v0"
     rec = {}
     for name, args in JOBS.items():
         wd = os.path.join(tmp, name)
-        _run(repo, env, ["launch.train", f"--dataset={data}", f"--workdir={wd}"] + SMALL + args)
+        _run(repo, env, ["launch.train", f"--dataset={data}", f"--workdir={wd}"] + SMALL + args + list(extra))
         with open(os.path.join(wd, "summary.json")) as f:
             rec[f"train/{name}"] = _summary_numbers(json.load(f))
     wd = os.path.join(tmp, "bc_vae")
@@ -75,7 +75,7 @@ def record(out, repo):
     with open(os.path.join(wd, "evaluate.json")) as f:
         rec["evaluate/bc_vae"] = [[r["pruner"], r["seed"], r["sparsity"], r["returns"]] for r in json.load(f)["runs"]]
     sw = os.path.join(tmp, "sweep")
-    _run(repo, env, ["launch.sweep", f"--datasets={data}", f"--workdir={sw}"] + SWEEP)
+    _run(repo, env, ["launch.sweep", f"--datasets={data}", f"--workdir={sw}"] + SWEEP + list(extra))
     with open(os.path.join(sw, "results.jsonl")) as f:
         rec["sweep/results"] = [{k: v for k, v in json.loads(line).items() if k != "program"} for line in f]
     rep = os.path.join(tmp, "report")
@@ -121,7 +121,8 @@ def compare(a, b):
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "record":
         repo = next((a.split("=", 1)[1] for a in sys.argv[3:] if a.startswith("--repo=")), os.path.dirname(os.path.dirname(HERE)))
-        record(sys.argv[2], os.path.abspath(repo))
+        extra = [a.split("=", 1)[1] for a in sys.argv[3:] if a.startswith("--extra=")]
+        record(sys.argv[2], os.path.abspath(repo), extra)
     elif len(sys.argv) == 4 and sys.argv[1] == "compare":
         sys.exit(compare(sys.argv[2], sys.argv[3]))
     else:
