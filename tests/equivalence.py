@@ -20,7 +20,8 @@ FIXTURE = os.path.join(HERE, "fixtures", "equivalence.npz")
 PRUNERS = "none,snip,grasp,synflow,erk_random"
 COMMON = ["--pruner=" + PRUNERS, "--sparsity=0.5,0.9", "--seeds=0", "--steps=40", "--batch_size=16",
           "--eval_every=20", "--checkpoint_every=40", "--eval_episodes=0", "--snip_batch=32", "--grasp_batch=32",
-          "--synflow_rounds=10", "--noreport", "--notensorboard", "--actor_hidden=16,16", "--critic_hidden=16,12", "--vae_hidden=24,20"]
+          "--synflow_rounds=10", "--noreport", "--notensorboard", "--actor_hidden=16,16", "--critic_hidden=16,12",
+          "--vae_hidden=24,20"]
 COMMANDS = {
     "bcq": ["--algo=bcq", "--normalize_obs"],
     "bc": ["--algo=bc"],
@@ -61,12 +62,28 @@ def run_all(tmp: str) -> dict:
         log, _ = p.communicate(timeout=900)
         if p.returncode != 0:
             raise RuntimeError(f"{name} failed ({p.returncode}):\n{log[-3000:]}")
-        rows = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
-        runs = json.load(open(os.path.join(wd, "final", "runs.json")))["runs"]
-        with np.load(os.path.join(wd, "final", "params.npz")) as z:
-            arrays = {k: z[k] for k in z.files}
-        out[name] = {"rows": rows, "runs": runs, "arrays": arrays}
+        out[name] = read_workdir(wd)
     return out
+
+
+def read_workdir(wd: str) -> dict:
+    """{"rows", "runs", "arrays"} of a finished workdir as one program: a job that trained as several
+    (``programs/dense``, ``programs/main``) has its programs' runs in the summary's order, renumbered, and
+    its metric rows ordered by (step, run)."""
+    programs = json.load(open(os.path.join(wd, "summary.json"))).get("programs")
+    folders = [wd] if not programs else [os.path.join(wd, f) for f in programs.values()]
+    rows, runs, arrays = [], [], {}
+    for folder in folders:
+        rows += [json.loads(l) for l in open(os.path.join(folder, "metrics.jsonl"))]
+        offset = len(runs)
+        runs += json.load(open(os.path.join(folder, "final", "runs.json")))["runs"]
+        with np.load(os.path.join(folder, "final", "params.npz")) as z:
+            for k in z.files:
+                i, rest = k.split("/", 1)
+                arrays[f"run{int(i[3:]) + offset}/{rest}"] = z[k]
+    order = [(r["pruner"], r["seed"], r["sparsity"]) for r in runs]
+    rows.sort(key=lambda r: (r["step"], order.index((r["pruner"], r["seed"], r["sparsity"]))))
+    return {"rows": rows, "runs": runs, "arrays": arrays}
 
 
 def cpu_signature() -> str:

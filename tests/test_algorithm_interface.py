@@ -72,6 +72,7 @@ def toy_registered():
     ALGORITHMS.pop("toy_bc")
 
 
+@pytest.mark.slow
 def test_new_algorithm_trains_pruned_exports_and_deploys(toy_registered, tmp_path):
     data = equivalence.make_dataset(str(tmp_path / "hopper_toy.hdf5"))
     cfg = ExperimentConfig(dataset=data, workdir=str(tmp_path / "wd"), agent=ToyConfig(normalize_obs=True),

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import (ACT, OBS, assert_state_zero_where_pruned, assert_zero_where_pruned, numpy_mlp,
+from conftest import (OBS, assert_state_zero_where_pruned, assert_zero_where_pruned, numpy_mlp,
                       random_transitions, tiny_algorithm)
 from sparse_orl.config import PruneConfig
 from sparse_orl.trainer.runs import init_runs, make_train_chunk, resolve_runs_loop
@@ -75,7 +75,9 @@ def test_bcq_act_is_argmax_q1_and_bc_act_is_clipped_decode():
     np.testing.assert_allclose(a, _decode(p["vae"], np.asarray(obs, np.float64), z), atol=1e-5)
 
 
-@pytest.mark.parametrize("pruner", ["snip", "grasp", "random", "magnitude"])
+@pytest.mark.parametrize("pruner", ["snip", pytest.param("grasp", marks=pytest.mark.slow),
+                                    pytest.param("random", marks=pytest.mark.slow),
+                                    pytest.param("magnitude", marks=pytest.mark.slow)])
 def test_pruned_weights_stay_exactly_zero(pruner):
     agent = tiny_algorithm("bcq")
     data = _data()
@@ -94,6 +96,7 @@ def test_pruned_weights_stay_exactly_zero(pruner):
     assert kept.sum() > 0
 
 
+@pytest.mark.slow
 def test_vmapped_runs_equal_separate_runs():
     agent = tiny_algorithm("bcq")
     data = _data()
@@ -110,6 +113,7 @@ def test_vmapped_runs_equal_separate_runs():
         np.testing.assert_allclose(m_all["critic_loss"][i], m["critic_loss"][0], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_runs_loop_map_equals_vmap():
     """Runs one after another (lax.map, the CPU option) give the vmapped results."""
     agent = tiny_algorithm("bcq")
@@ -142,7 +146,7 @@ def test_same_seed_same_init_and_nested_snip_masks_across_sparsity():
         assert not np.array_equal(dense, np.asarray(p[layer]["kernel"][2]))  # other seed differs
 
 
-@pytest.mark.parametrize("loop", ["map", "vmap"])
+@pytest.mark.parametrize("loop", [pytest.param("map", marks=pytest.mark.slow), "vmap"])
 def test_nan_run_is_frozen_and_others_continue(loop):
     agent = tiny_algorithm("bc", vae_only=True)
     data = _data()
@@ -161,6 +165,7 @@ def test_nan_run_is_frozen_and_others_continue(loop):
                                   before["vae"]["d1"]["kernel"][1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loop", ["map", "vmap"])
 def test_dynamic_length_chunks_equal_one_fixed_scan(loop):
     """The experiment loop sizes chunks by wall time: 20 + 15 + 5 steps must give the 40-step state."""

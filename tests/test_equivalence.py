@@ -13,6 +13,8 @@ import pytest
 
 import equivalence
 
+pytestmark = pytest.mark.slow  # three launch.train jobs in subprocesses
+
 
 @pytest.fixture(scope="module")
 def fixture_and_new(tmp_path_factory):

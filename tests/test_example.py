@@ -1,5 +1,4 @@
 """examples/prune_your_own.py runs end to end on a tiny Minari dataset."""
-import os
 import pathlib
 import re
 import subprocess
@@ -7,9 +6,9 @@ import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "examples" / "prune_your_own.py"
-TINY_ID = "test/hopper/launch-v0"  # the dataset the tiny_minari_root fixture (conftest) builds
+from conftest import REPO, TINY_ID, subprocess_env
+
+EXAMPLE = pathlib.Path(REPO) / "examples" / "prune_your_own.py"
 HOPPER_OBS, HOPPER_ACT = 11, 3
 
 
@@ -21,11 +20,11 @@ def test_example_imports_only_public_pieces():
     assert "from sparse_orl import pruning" in EXAMPLE.read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pruner", ["erk_random", "synflow"])
 def test_example_trains_a_pruned_policy(pruner, tiny_minari_root, tmp_path):
     hidden, s = (16, 16), 0.9
-    env = dict(os.environ, MINARI_DATASETS_PATH=str(tiny_minari_root), JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env = subprocess_env(MINARI_DATASETS_PATH=tiny_minari_root)
     cmd = [sys.executable, str(EXAMPLE), f"--dataset={TINY_ID}", f"--pruner={pruner}", f"--sparsity={s}",
            "--steps=40", "--batch_size=16", "--hidden=16,16"]
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -32,6 +32,7 @@ def _quiet(_):
     pass
 
 
+@pytest.mark.slow
 def test_second_trainer_on_a_workdir_stops_at_once_naming_the_holder(tmp_path):
     cfg = _cfg(tmp_path)
     os.makedirs(cfg.workdir)
@@ -46,6 +47,7 @@ def test_second_trainer_on_a_workdir_stops_at_once_naming_the_holder(tmp_path):
     assert run_experiment(cfg, log=_quiet).complete  # a released (or dead holder's) lock is taken
 
 
+@pytest.mark.slow
 def test_checkpoints_of_another_experiment_are_refused_without_config_json(tmp_path):
     run_experiment(_cfg(tmp_path), log=_quiet, stop_at=20)
     os.remove(os.path.join(tmp_path, "wd", "config.json"))
@@ -53,6 +55,7 @@ def test_checkpoints_of_another_experiment_are_refused_without_config_json(tmp_p
         run_experiment(_cfg(tmp_path, seeds=(7,)), log=_quiet)
 
 
+@pytest.mark.slow
 def test_corrupt_newest_checkpoint_is_moved_aside_and_the_run_finishes(tmp_path):
     cfg = _cfg(tmp_path, steps=60)
     run_experiment(cfg, log=_quiet, stop_at=40)  # checkpoints at 20 and 40
@@ -68,6 +71,7 @@ def test_corrupt_newest_checkpoint_is_moved_aside_and_the_run_finishes(tmp_path)
     assert again.complete
 
 
+@pytest.mark.slow
 def test_unreadable_metrics_lines_are_reported_dropped_and_the_csv_rebuilt(tmp_path):
     cfg = _cfg(tmp_path, steps=60)
     run_experiment(cfg, log=_quiet, stop_at=40)
@@ -85,6 +89,7 @@ def test_unreadable_metrics_lines_are_reported_dropped_and_the_csv_rebuilt(tmp_p
     assert rows[-1]["step"] == 60
 
 
+@pytest.mark.slow
 def test_truncated_summary_is_rebuilt_from_the_checkpoints(tmp_path):
     cfg = _cfg(tmp_path)
     first = run_experiment(cfg, log=_quiet)

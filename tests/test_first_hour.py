@@ -101,6 +101,7 @@ def test_help_shows_every_option_and_readme_lists_every_flag():
     assert len(names) > 40
 
 
+@pytest.mark.slow
 def test_dense_runs_are_labelled_dense_everywhere_and_trained_once_per_seed(minari_env, tmp_path):
     from sparse_orl.algos import make_config
     from sparse_orl.config import ExperimentConfig, LogConfig, PruneConfig
@@ -198,6 +199,7 @@ def test_python_api_refuses_unknown_and_mistyped_options(tmp_path):
         sparse_orl.train(dataset="x", pruner="foo", workdir=str(tmp_path), log=None)
 
 
+@pytest.mark.slow
 def test_wandb_offline_needs_no_network(minari_env, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     import sparse_orl

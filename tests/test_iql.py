@@ -65,6 +65,7 @@ def test_actor_lr_decays_over_the_run():
     assert tiny_config("iql", actor_lr_decay_steps=50).for_run(1000).actor_lr_decay_steps == 50
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pruner", ["snip", "erk_random"])
 def test_pruned_weights_stay_exactly_zero(pruner):
     algo = make_algorithm(tiny_config("iql").for_run(150), OBS, ACT, 1.0)
@@ -81,6 +82,7 @@ def test_pruned_weights_stay_exactly_zero(pruner):
     assert np.all(np.asarray(masks["actor"]["log_std"]) == 1.0)  # not a kernel: never pruned
 
 
+@pytest.mark.slow
 def test_value_mask_does_not_depend_on_the_critic_loss():
     algo = tiny_algorithm("iql")
     data = _data()
@@ -94,13 +96,14 @@ def test_value_mask_does_not_depend_on_the_critic_loss():
                                                          jax.tree_util.tree_leaves(b["critic"])))
 
 
+@pytest.mark.slow
 def test_deploy_acts_with_the_mean_like_the_library(tmp_path):
     algo = tiny_algorithm("iql")
     st = jax.tree_util.tree_map(lambda x: x[0], init_runs(algo, PruneConfig("erk_random"), _data(), [0], [0.7]).agent)
     assert_deploy_acts_like_the_library(tmp_path, algo, st, np.asarray(_data().obs[:9]))
 
 
-@pytest.mark.parametrize("shape", [(17, 256), (256, 256), (256, 6)])
+@pytest.mark.parametrize("shape", [(17, 256), pytest.param((256, 256), marks=pytest.mark.slow), (256, 6)])
 def test_orthogonal_init_is_flax_orthogonal_and_vmaps_run_by_run(shape):
     import flax.linen as nn
 

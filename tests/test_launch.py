@@ -11,6 +11,8 @@ from sparse_orl.config import ExperimentConfig, PruneConfig
 from sparse_orl.job import run_experiment
 from sparse_orl.job.evaluation import evaluate_workdir
 
+pytestmark = pytest.mark.slow  # every test trains a whole job
+
 TINY_AGENT = dict(actor_hidden=(16, 16), critic_hidden=(16, 16), vae_hidden=(24, 24))
 
 
@@ -79,7 +81,6 @@ def test_train_end_to_end_writes_summary_metrics_and_zeroed_params(minari_env, t
     assert run_experiment(cfg, log=_quiet).to_json()["runs"] == on_disk["runs"]
 
 
-@pytest.mark.slow
 def test_kill_and_resume_gives_identical_results(minari_env, tmp_path):
     kw = dict(algo="bc", steps=80, checkpoint_every=40, sparsities=(0.0, 0.9), seeds=(0,))
     run_experiment(_config(tmp_path / "straight", **kw), log=_quiet)
@@ -106,7 +107,6 @@ def test_different_command_on_existing_workdir_is_refused(minari_env, tmp_path):
         run_experiment(_config(tmp_path / "wd", algo="bc", steps=40, seeds=(0,), sparsities=(0.5,)), log=_quiet)
 
 
-@pytest.mark.slow
 def test_bad_input_gives_one_clear_line(minari_env, tmp_path):
     write_random_d4rl(tmp_path / "hopper_empty.hdf5", n=0)
     write_random_d4rl(tmp_path / "hopper_nan.hdf5", nan=True)

@@ -8,7 +8,6 @@ programs). Each side trains 3 runs (padded to 4), stops at step 10 as a kill wou
 resumes from the orbax checkpoint and finishes; only process 0 writes the files.
 """
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -49,6 +48,7 @@ SCRIPT = DEVICES + textwrap.dedent(r"""
         prunes=(PruneConfig("snip", score_batch=40),), seeds=(0, 1, 2), sparsities=(0.5,),
         steps=20, batch_size=16, eval_every=10, eval_episodes=2, checkpoint_every=10,
         eval_max_episode_steps=5,
+        sparse_format="masked",  # what several processes train; the single process the same programs
     )
     logs = []
     first = run_experiment(cfg, log=logs.append, stop_at=10)  # as if killed after the step-10 checkpoint

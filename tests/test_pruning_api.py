@@ -219,7 +219,8 @@ def test_synflow_with_explicit_paths_for_parallel_heads():
 
 
 # ---- traced sparsity and keys ------------------------------------------------------------
-@pytest.mark.parametrize("method,options", [("snip", {}), ("erk_random", {}), ("grasp", {"rounds": 2}),
+@pytest.mark.parametrize("method,options", [("snip", {}), pytest.param("erk_random", {}, marks=pytest.mark.slow),
+                                            pytest.param("grasp", {"rounds": 2}, marks=pytest.mark.slow),
                                             ("synflow", {"rounds": 3})])
 def test_vmap_over_sparsity_matches_concrete_values(method, options):
     problem = mlp_problem() if method == "synflow" else mixed_problem()
@@ -417,7 +418,8 @@ def _param_shaped(state, params):
     return [x for x in jax.tree_util.tree_leaves(state, is_leaf=is_tree) if is_tree(x)]
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("name", [n if n == "adam" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in sorted(OPTIMIZERS)])
 def test_masked_optimizer_keeps_pruned_weights_and_moments_zero(name):
     loss_fn, params, batch = mlp_problem(hidden=(16, 16))
     masks = pruning.prune_at_init({"net": (loss_fn, params, batch)}, "erk_random", 0.8, jax.random.PRNGKey(1))["net"]

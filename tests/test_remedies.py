@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import random_transitions
+from conftest import ACT, OBS, random_transitions
 from sparse_orl import pruning
 from sparse_orl.algos import BCConfig, make_algorithm
 from sparse_orl.algos.networks import MLP
@@ -15,7 +15,6 @@ from sparse_orl.config import ExperimentConfig, PruneConfig, build_job
 from sparse_orl.report import diagnostics
 from sparse_orl.trainer.initialize import init_state
 
-OBS, ACT = 5, 2
 VAE_ONLY = BCConfig(vae_only=True, vae_hidden=(12, 12))
 LEVELS = (0.5, 0.9, 0.97)
 

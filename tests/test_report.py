@@ -58,6 +58,7 @@ def test_report_on_a_sweep_makes_pngs_and_tables(finished_sweep, tmp_path):
     assert ours_mb < dense_mb and cells[9].endswith("x") and cells[10].endswith("x")
 
 
+@pytest.mark.slow
 def test_report_on_a_single_train_workdir(finished_sweep, tmp_path):
     program = [p for p in sw.plan(sw.load_sweep(finished_sweep)) if "snip" in [c.pruner for c in p.config.prunes]][0]
     out = reporting.make_report(program.workdir, str(tmp_path / "single"), log=lambda m: None)
@@ -81,6 +82,7 @@ def test_report_refuses_a_folder_without_results(tmp_path):
         reporting.make_report(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_report_merges_program_workdirs_and_refuses_double_counting(finished_sweep, tmp_path):
     """The sweep's programs, given as separate workdirs, make the same report rows as the sweep."""
     progs = sorted(os.path.join(finished_sweep, "programs", d) for d in os.listdir(os.path.join(finished_sweep, "programs")))

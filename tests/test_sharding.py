@@ -11,6 +11,9 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # every test starts processes with their own device counts
 
 SCRIPT = textwrap.dedent(r"""
     import json, sys

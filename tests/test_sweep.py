@@ -243,6 +243,7 @@ def test_program_folders_named_by_an_older_hash_are_found(killed_and_straight, t
     assert strip(sw.load_results(str(wd))) == strip(sw.load_results(str(k_straight)))
 
 
+@pytest.mark.slow
 def test_dry_run_estimates_a_dataset_that_is_not_on_disk_and_names_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty"))
     sweep = _sweep(tmp_path / "sw", datasets=("mujoco/hopper/expert-v0",), agents=(BCConfig(vae_only=True, **TINY),),

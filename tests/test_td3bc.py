@@ -53,6 +53,7 @@ def test_policy_delay_targets_move_only_on_actor_steps():
                                + 0.005 * jax.tree_util.tree_leaves(st2.params["critic"])[0], rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_policy_delay_is_a_branch_under_vmap_and_map_equals_vmap():
     """The actor update is skipped, not computed and discarded, with vmapped runs too
 
@@ -82,7 +83,8 @@ def test_policy_delay_is_a_branch_under_vmap_and_map_equals_vmap():
     assert np.all(sa != 0)  # 4 actor steps in 9, whichever chunk they fell in
 
 
-@pytest.mark.parametrize("pruner", ["snip", "erk_random", "synflow"])
+@pytest.mark.parametrize("pruner", [pytest.param("snip", marks=pytest.mark.slow), "erk_random",
+                                    pytest.param("synflow", marks=pytest.mark.slow)])
 def test_pruned_weights_stay_exactly_zero_in_params_targets_and_moments(pruner):
     algo = tiny_algorithm("td3bc")
     data = _data()
