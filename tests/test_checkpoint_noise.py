@@ -1,7 +1,6 @@
 """A checkpoint that cannot be written (disk full, a file too large) is one line, not ~100 tracebacks of
 ``RuntimeError: Event loop is closed`` from orbax's writer threads finishing after the save gave up."""
 import logging
-import os
 import subprocess
 import sys
 import types

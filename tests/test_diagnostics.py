@@ -15,9 +15,12 @@ def _k(a):
 
 def test_dead_units_and_effective_width_on_hand_made_masks():
     # 3 inputs -> 4 hidden -> 3 hidden -> 2 outputs
-    l1 = np.zeros((3, 4)); l1[0, 0] = l1[1, 1] = l1[2, 1] = 1   # units 2, 3 of h1: no incoming
-    l2 = np.zeros((4, 3)); l2[0, 0] = l2[3, 1] = 1              # h1 unit 1: no outgoing; h2 unit 2: no incoming
-    l3 = np.zeros((3, 2)); l3[1, 0] = l3[2, 1] = 1              # h2 unit 0: no outgoing
+    l1 = np.zeros((3, 4))  # units 2, 3 of h1: no incoming
+    l1[0, 0] = l1[1, 1] = l1[2, 1] = 1
+    l2 = np.zeros((4, 3))  # h1 unit 1: no outgoing; h2 unit 2: no incoming
+    l2[0, 0] = l2[3, 1] = 1
+    l3 = np.zeros((3, 2))  # h2 unit 0: no outgoing
+    l3[1, 0] = l3[2, 1] = 1
     masks = {"net": {"l1": _k(l1), "l2": _k(l2), "l3": _k(l3)}}
     rep = diagnostics.unit_report(masks, pruning.mlp_paths(masks["net"], ("net",)))
     h1, h2 = rep["layers"]["l1"], rep["layers"]["l2"]
@@ -41,7 +44,9 @@ def test_vae_units_heads_and_decoder_input_mass():
     masks = jax.tree_util.tree_map(np.ones_like, params)
     masks["mean"]["kernel"][:] = 0
     masks["log_std"]["kernel"][1:] = 0  # e2 units 1..3 feed no head -> no outgoing
-    d1 = np.zeros((3 + 2, 4)); d1[:3] = 1; d1[3, 0] = 1  # latent row 4 fully pruned
+    d1 = np.zeros((3 + 2, 4))  # latent row 4 fully pruned
+    d1[:3] = 1
+    d1[3, 0] = 1
     masks["d1"]["kernel"] = d1
     rep = diagnostics.unit_report(masks, agent.network_paths("vae", params))
     assert rep["layers"]["e2"]["no_out"] == 3 and rep["layers"]["e2"]["effective_width"] == 1

@@ -7,7 +7,6 @@ Unfinished programs are left out and listed; re-run as the sweeps progress.
 """
 import glob
 import os
-import shutil
 import subprocess
 import sys
 
@@ -26,7 +25,10 @@ def main(runs="runs/data_budget", out="docs/results/data_budget"):
             s = os.path.join(prog, "summary.json")
             if os.path.exists(s):
                 name = f"{os.path.basename(sw)}__{os.path.basename(prog)}.json"
-                shutil.copyfile(s, os.path.join(store, name))
+                with open(s) as f:  # folders relative to the repository, not as they lie on this machine
+                    text = f.read().replace(REPO + os.sep, "")
+                with open(os.path.join(store, name), "w") as f:
+                    f.write(text)
                 kept.append(sw)
     with_results = sorted(set(kept))
     cmd = [sys.executable, "-m", "launch.report", "--workdir=" + ",".join(with_results),
@@ -34,7 +36,15 @@ def main(runs="runs/data_budget", out="docs/results/data_budget"):
     if len(with_results) == 1:
         cmd[3] = "--workdir=" + with_results[0]
     print(" ".join(cmd), flush=True)
-    return subprocess.call(cmd, cwd=REPO)
+    rc = subprocess.call(cmd, cwd=REPO)
+    # the stored report names folders relative to the repository, not as they lie on this machine
+    report = os.path.join(out, "report", "report.md")
+    if rc == 0 and os.path.exists(report):
+        with open(report) as f:
+            text = f.read()
+        with open(report, "w") as f:
+            f.write(text.replace(REPO + os.sep, ""))
+    return rc
 
 
 if __name__ == "__main__":
