@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sparse-wide at equal weights: TD3+BC with every hidden width x2 and x4, pruned to the sparsity that keeps
-# about as many weights as 256-256 at 95% on walker2d (K=2: 98.695%, K=4: 99.666%; hopper's exact levels, 98.715%
-# and 99.674%, keep 1.6% / 1.4% fewer: within the report's 10% matching; kept counts printed before training), against the
+# about as many weights as 256-256 at 95% on walker2d (K=2: 98.695%, K=4: 99.666%; on hopper these levels keep
+# 1.6% / 2.5% more than its 95%, within the report's 10% matching; kept counts printed before training), against the
 # narrow dense network matched to each, 5 seeds, 100k steps. Compact kernels make the wide runs affordable.
 # Datasets: the first argument (default: the three of the data-budget grid). One resumable sweep per K and budget.
 # Run from the repository root:   OUT=runs/sparse_wide bash docs/experiments/sparse_wide_td3bc.sh
