@@ -20,8 +20,7 @@ from sparse_orl.config import ExperimentConfig, LogConfig, PruneConfig
 from sparse_orl.trainer import compact
 from sparse_orl.trainer.runs import init_runs, make_train_chunk
 
-pytestmark = [pytest.mark.slow,  # five algorithms x two formats, 200 steps each, compiled
-              pytest.mark.skipif(not kernels.available(), reason="the compact kernels are not built")]
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="the compact kernels are not built")
 
 WIDE = dict(actor_hidden=(16, 16), critic_hidden=(16, 12), vae_hidden=(20, 16), value_hidden=(16, 12))
 ALGOS = {
@@ -72,6 +71,7 @@ def _network_leaves(state, network, rest):
     return out
 
 
+@pytest.mark.slow  # five algorithms x two formats, 200 steps each, compiled
 @pytest.mark.parametrize("name", sorted(ALGOS))
 def test_compact_trains_like_masked_and_holds_only_kept_values(name):
     agent, a, ma, b, mb, plan = _both_formats(name)
@@ -136,6 +136,7 @@ def _job(tmp_path, fmt, workdir):
                             checkpoint_every=20, sparse_format=fmt)
 
 
+@pytest.mark.slow
 def test_a_compact_job_resumes_after_a_kill_and_writes_what_a_masked_job_writes(tmp_path):
     from conftest import final_runs, metrics_rows
     from sparse_orl import deploy
@@ -181,6 +182,29 @@ def test_a_compact_job_resumes_after_a_kill_and_writes_what_a_masked_job_writes(
     want = np.asarray(agent.act(run["params"], run["obs_mean"], run["obs_std"], obs, None))
     for sparse in (False, True):
         np.testing.assert_allclose(deploy.Policy.load(out, sparse=sparse).act(obs), want, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_measures_only_layers_of_1024_weights_or_more_and_says_which(monkeypatch):
+    measured = []
+
+    def fake_measure(batch, n_in, n_out, k_max):  # compact "faster" for every layer it is asked about
+        measured.append((n_in, n_out))
+        return 2.0, 1.0
+
+    monkeypatch.setattr(compact, "measure", fake_measure)
+    rng = np.random.default_rng(0)
+    shapes = {"l1": (17, 64), "l2": (64, 64), "l3": (64, 6)}  # 1,088 / 4,096 / 384 weights
+    masks = {"actor": {k: {"kernel": (rng.uniform(size=(2, *v)) < 0.1).astype(np.float32)} for k, v in shapes.items()}}
+    params = jax.tree_util.tree_map(lambda m: np.ones_like(m), masks)
+    plan = compact.plan_layers(params, masks, "auto", 256)
+    assert sorted(measured) == [(17, 64), (64, 64)]
+    assert [k for k, v in plan.items() if v["compact"]] == ["actor/l1/kernel", "actor/l2/kernel"]
+    assert plan["actor/l3/kernel"] == {"shape": [64, 6], "k_max": plan["actor/l3/kernel"]["k_max"], "compact": False,
+                                       "small": True}
+    text = compact.describe(plan)
+    assert text.startswith("compact layers: actor/l1 (17x64, ") and text.endswith(
+        "; masked (under 1,024 weights, not measured): actor/l3"), text
+    assert all(v["compact"] for v in compact.plan_layers(params, masks, "compact", 256).values())
 
 
 def test_resuming_in_the_other_format_is_refused_in_one_line(tmp_path):

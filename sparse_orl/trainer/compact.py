@@ -11,7 +11,7 @@ restored through the library, export) holds dense-shaped kernels with zeros at p
 ``--sparse_format``: ``masked``; ``compact`` (every pruned kernel); ``auto`` (the default): on the CPU
 with the kernels built, each pruned kernel runs compact where a short measurement of its forward and
 backward pass at the job's batch size finds it faster than masked (:func:`plan_layers`), masked
-elsewhere (small heads, GPU/TPU, no kernels). Runs of one program share one plan: a layer's kept
+elsewhere (GPU/TPU, no kernels, and kernels under ``MEASURE_MIN_WEIGHTS`` weights, not measured). Runs of one program share one plan: a layer's kept
 count is padded to the largest over the program's runs with inert entries.
 """
 from __future__ import annotations
@@ -28,6 +28,10 @@ from sparse_orl import kernels
 from sparse_orl.pruning import default_prunable
 
 FORMATS = ("auto", "masked", "compact")
+# auto leaves layers below this many weights masked without measuring them: there both paths cost about one
+# op's overhead (8x8 and 16x16 layers: 40-60 us either way at batch 100-256, differences within the
+# measurement's noise), so the measurement's two compiles per shape would cost more than it could save
+MEASURE_MIN_WEIGHTS = 1024
 Path = Tuple[str, ...]
 
 
@@ -106,7 +110,9 @@ def plan_layers(params, masks, fmt: str, batch: int, log=lambda _m: None) -> Dic
         n_in, n_out = m.shape[1:]
         k_max = int(max(1, (m.reshape(m.shape[0], -1) != 0).sum(1).max()))
         entry = {"shape": [int(n_in), int(n_out)], "k_max": k_max, "compact": fmt == "compact"}
-        if fmt == "auto":
+        if fmt == "auto" and n_in * n_out < MEASURE_MIN_WEIGHTS:
+            entry.update(small=True)
+        elif fmt == "auto":
             t_masked, t_compact = measure(batch, int(n_in), int(n_out), k_max)
             entry.update(compact=t_compact < t_masked, masked_us=round(t_masked * 1e6, 1),
                          compact_us=round(t_compact * 1e6, 1))
@@ -148,8 +154,11 @@ def describe(plan: Dict[str, Dict]) -> Optional[str]:
         return None
     on = [f"{k.removesuffix('/kernel')} ({v['shape'][0]}x{v['shape'][1]}, {v['k_max']:,} kept)"
           for k, v in plan.items() if v["compact"]]
-    off = [k.removesuffix("/kernel") for k, v in plan.items() if not v["compact"]]
+    off = [k.removesuffix("/kernel") for k, v in plan.items() if not v["compact"] and not v.get("small")]
+    small = [k.removesuffix("/kernel") for k, v in plan.items() if v.get("small")]
     text = "compact layers: " + (", ".join(on) if on else "none")
     if off:
         text += f"; masked (measured no faster compact): {', '.join(off)}"
+    if small:
+        text += f"; masked (under {MEASURE_MIN_WEIGHTS:,} weights, not measured): {', '.join(small)}"
     return text
