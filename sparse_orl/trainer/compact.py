@@ -11,7 +11,8 @@ restored through the library, export) holds dense-shaped kernels with zeros at p
 ``--sparse_format``: ``masked``; ``compact`` (every pruned kernel); ``auto`` (the default): on the CPU
 with the kernels built, each pruned kernel runs compact where a short measurement of its forward and
 backward pass at the job's batch size finds it faster than masked (:func:`plan_layers`), masked
-elsewhere (GPU/TPU, no kernels, and kernels under ``MEASURE_MIN_WEIGHTS`` weights, not measured). Runs of one program share one plan: a layer's kept
+elsewhere (GPU/TPU, no kernels, and kernels under ``MEASURE_MIN_WEIGHTS`` weights, not measured).
+Runs of one program share one plan: a layer's kept
 count is padded to the largest over the program's runs with inert entries.
 """
 from __future__ import annotations
