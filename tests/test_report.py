@@ -77,6 +77,27 @@ def test_bootstrap_interval_and_one_seed():
     assert "| 50.0 (n = 1) |" in "\n".join(score_table(rows))
 
 
+def test_difference_intervals_by_hand():
+    # paired: per-seed differences 1..5, mean 3, sd sqrt(2.5), t(0.975, 4) = 2.776445
+    a = {s: 10.0 for s in range(5)}
+    b = {s: 11.0 + s for s in range(5)}
+    d = stats.difference(a, b)
+    half = 2.776445 * 2.5 ** 0.5 / 5 ** 0.5
+    assert d.paired and d.mean == 3.0
+    assert d.low == pytest.approx(3 - half, abs=1e-5) and d.high == pytest.approx(3 + half, abs=1e-5)
+    assert d.detected and d.verdict("sparse", "narrow") == "sparse ahead (n = 5)"
+    # a lead in 4 of 5 seeds that the t interval does not carry (the percentile bootstrap, [+3, +27], would)
+    lead = stats.difference(a, {0: 26.5, 1: 40.0, 2: 10.9, 3: 39.6, 4: 8.9})
+    assert lead.low < 0 < lead.high and lead.verdict("sparse", "narrow") == "no difference detected (n = 5)"
+    # unpaired (different seeds): Welch, var 1/3 + 1/3 over n = 3 each, dof = 4
+    w = stats.difference({0: 1.0, 1: 2.0, 2: 3.0}, {5: 2.0, 6: 3.0, 7: 4.0})
+    half = 2.776445 * (2 / 3) ** 0.5
+    assert not w.paired and w.low == pytest.approx(1 - half, abs=1e-5) and w.high == pytest.approx(1 + half, abs=1e-5)
+    assert w.verdict("sparse", "narrow") == "no difference detected (n = 3)"
+    assert stats.difference({0: 1.0}, {1: 2.0}).verdict("a", "b") == "not testable (n = 1)"
+    assert stats.difference(a, {s: 9.0 for s in range(5)}).verdict("sparse", "narrow") == "narrow ahead (n = 5)"
+
+
 def test_report_refuses_a_folder_without_results(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a sweep workdir"):
         reporting.make_report(str(tmp_path))

@@ -101,8 +101,9 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
         md += ["", "## Sparse against the narrow dense network with the same weights", "",
                "Each sparse configuration against the narrow dense network whose weight count is within "
                f"{WEIGHT_MATCH:.0%} of its own. Differences are paired by seed (runs of a seed share their data "
-               "subset and evaluation episodes) with a 95% bootstrap interval; a side is \"ahead\" only where the "
-               "interval excludes 0.", ""]
+               "subset and evaluation episodes) with a 95% Student-t interval (a cell's bootstrap interval is too "
+               "narrow at five seeds to rest a verdict on); a side is \"ahead\" only where the interval excludes 0.",
+               ""]
         md += verdict
     md += ["", "## Training speed", "", "Run-steps per second of each configuration's program (steps of all its "
            "runs per second; the first chunk, which compiles, is left out), as measured while it trained: "

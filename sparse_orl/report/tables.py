@@ -60,11 +60,11 @@ def matched_narrow(key: Tuple, kept: Dict[Tuple, float]) -> Optional[Tuple]:
 
 def verdict_table(rows: Sequence[Dict]) -> List[str]:
     """Each sparse configuration against the narrow dense network with the same weight count (and the full
-    dense network): the paired difference with its 95% interval, and what the interval allows saying."""
+    dense network): the paired difference with its 95% Student-t interval, and what the interval allows saying."""
     finals, kept = final_scores(rows), _kept(rows)
     lines = ["| algorithm | data | sparse method | sparsity | weights | sparse | narrow, same weights | "
-             "sparse − narrow [95% CI] | verdict | dense | sparse − dense [95% CI] |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+             "sparse − narrow [95% CI] | verdict | dense | sparse − dense [95% CI] | verdict |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]
     for k in sorted(finals, key=_order):
         if k[3] in ("dense", "narrow"):
             continue
@@ -80,10 +80,10 @@ def verdict_table(rows: Sequence[Dict]) -> List[str]:
             row += f"{stats.cell(list(finals[n].values())).text()} | {diff.text()} | " \
                    f"{diff.verdict('sparse', 'narrow')} | "
         if dense is None:
-            row += "— | — |"
+            row += "— | — | — |"
         else:
             dd = stats.difference(finals[dense], finals[k])
-            row += f"{stats.cell(list(finals[dense].values())).text()} | {dd.text()} |"
+            row += f"{stats.cell(list(finals[dense].values())).text()} | {dd.text()} | {dd.verdict('sparse', 'dense')} |"
         lines.append(row)
     return lines if len(lines) > 2 else []
 
