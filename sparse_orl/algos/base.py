@@ -34,7 +34,7 @@ and Polyak targets (1 − τ)·t + τ·p of masked params are exact zeros by con
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Optional, Tuple
+from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -120,6 +120,9 @@ class AlgoConfig:
     """Fields every algorithm's config has. Subclasses add their own, with :func:`option`."""
 
     algo: ClassVar[str] = ""
+    # options added after runs were recorded: dropped at their defaults when configs are compared, so
+    # those runs still resume and sweeps keep their program hashes
+    added_later: ClassVar[Tuple[str, ...]] = ()
     init_scheme: str = option("torch", "Weight init: torch = U(±1/sqrt(fan_in)) (PyTorch default), "
                               "flax = lecun_normal kernels, zero biases, orthogonal = orthogonal kernels of "
                               "scale sqrt(2), zero biases (IQL's authors).", flag="init", choices=INIT_SCHEMES)
@@ -158,6 +161,10 @@ class AlgoConfig:
         fields = {s.name: s.hidden_field for s in specs}
         new = {fields[n]: tuple(max(1, int(round(h * factor))) for h in getattr(self, fields[n])) for n in networks}
         return dataclasses.replace(self, **new)
+
+    def check_prunes(self, prunes: Sequence[Any]) -> None:
+        """Refuse, in one line naming the flag, an option of this config that the job's pruning methods
+        (``PruneConfig``s: ``label``, ``uses_loss``, ``prune_networks``) make meaningless. Default: none."""
 
     def for_run(self, steps: int) -> "AlgoConfig":
         """This config for a run of ``steps`` gradient steps (e.g. a learning-rate schedule's

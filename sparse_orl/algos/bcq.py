@@ -50,6 +50,7 @@ class BCQConfig(AlgoConfig):
     num_target_samples: int = option(10, "Repeated next-state samples in the critic target.", low=1)
     num_act_samples: int = option(10, "BCQ acting: candidates scored by Q1 (BCQ HEAD uses 100).", low=1)
     train_latent_clip: float = option(0.5, "|z| clip of the VAE's latents in training and BCQ acting.", low=0)
+    added_later: ClassVar[Tuple[str, ...]] = ("vae_score",)
     vae_score: str = option("train", "Loss that SNIP/GraSP score the VAE decoder with: its training loss, or "
                             "the acting loss MSE(decode(s, z ~ clipped prior), a) (label +acting).",
                             choices=VAE_SCORES)
@@ -58,6 +59,18 @@ class BCQConfig(AlgoConfig):
         """What this config adds to a pruning method's label: "+acting" where the decoder's scores
         come from the acting loss."""
         return "+acting" if pruner_uses_loss and self.vae_score == "acting" else ""
+
+    def check_prunes(self, prunes) -> None:
+        """``vae_score`` other than "train" needs a loss-scoring method (SNIP, GraSP) that prunes the VAE."""
+        if self.vae_score == "train":
+            return
+        if not any(p.uses_loss for p in prunes):
+            raise ValueError(f"--vae_score={self.vae_score} changes the masks of SNIP and GraSP only; none of "
+                             f"--pruner={','.join(p.label for p in prunes)} scores a loss")
+        for p in prunes:
+            if p.uses_loss and p.prune_networks and "vae" not in p.prune_networks:
+                raise ValueError(f"--vae_score={self.vae_score} changes only the VAE's mask, which "
+                                 f"--prune_networks={','.join(p.prune_networks)} leaves dense")
 
 
 @dataclasses.dataclass(frozen=True)

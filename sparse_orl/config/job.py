@@ -11,7 +11,7 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
-from sparse_orl.algos import AlgoConfig, BCQConfig, config_from_dict, make_algorithm
+from sparse_orl.algos import ALGORITHMS, AlgoConfig, BCQConfig, config_from_dict, make_algorithm
 from sparse_orl.config.prune import PruneConfig, legacy_vae_score, upgrade_prune_dict
 from sparse_orl.fields import check_fields, option
 
@@ -95,13 +95,7 @@ class ExperimentConfig(RunSettings):
         algo = make_algorithm(self.agent, 1, 1, 1.0)  # shapes do not change which networks
         for p in self.prunes:
             p.check_networks(algo.networks, self.agent.display_name)
-            if getattr(self.agent, "vae_score", "train") != "train" and p.uses_loss and p.prune_networks \
-                    and "vae" not in p.prune_networks:
-                raise ValueError(f"--vae_score={self.agent.vae_score} changes only the VAE's mask, which "
-                                 f"--prune_networks={','.join(p.prune_networks)} leaves dense")
-        if getattr(self.agent, "vae_score", "train") != "train" and not any(p.uses_loss for p in self.prunes):
-            raise ValueError(f"--vae_score={self.agent.vae_score} changes the masks of SNIP and GraSP only; none of "
-                             f"--pruner={','.join(p.label for p in self.prunes)} scores a loss")
+        self.agent.check_prunes(self.prunes)
         if any(p.is_narrow for p in self.prunes) and any(p.prune_networks for p in self.prunes):
             # the narrow control narrows every network: it would not match a partly pruned one
             raise ValueError("--pruner=narrow cannot be combined with --prune_networks (the narrow control "
@@ -198,8 +192,10 @@ def comparable_config(d: Dict[str, Any]) -> Dict[str, Any]:
     d = upgrade_config_dict(d)
     d = {k: v for k, v in d.items()
          if k != "workdir" and k not in JOB_HOW and not (k in JOB_DEFAULTS and v == JOB_DEFAULTS[k])}
-    if isinstance(d.get("agent"), dict):  # an agent option added later, at its default
-        d["agent"] = {k: v for k, v in d["agent"].items() if not (k == "vae_score" and v == "train")}
+    if isinstance(d.get("agent"), dict) and d["agent"].get("algo") in ALGORITHMS:
+        cls = ALGORITHMS[d["agent"]["algo"]].config_cls
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        d["agent"] = {k: v for k, v in d["agent"].items() if not (k in cls.added_later and v == defaults[k])}
     if "prunes" in d:
         d["prunes"] = [{k: v for k, v in PruneConfig.from_dict(p).to_dict().items()} for p in d["prunes"]]
     return d

@@ -87,8 +87,8 @@ class SweepConfig(RunSettings):
 
         g = dict(grid)
         up = upgrade_config_dict({"prunes": g.get("prunes", []), "agent": {}})
-        agents = tuple(algos_lib.config_from_dict(dict(a, **up["agent"]) if a.get("algo") in ("bc", "bcq") else a)
-                       for a in g.pop("agents"))
+        # an older grid's VAE scoring applies to the agents whose config has that field; the others drop it
+        agents = tuple(algos_lib.config_from_dict(dict(a, **up["agent"])) for a in g.pop("agents"))
         prunes = tuple(PruneConfig.from_dict(p) for p in up["prunes"])
         g.pop("prunes", None)
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in g.items()
