@@ -27,7 +27,7 @@ names are re-exported here). Importing it does not import jax or the trainer.
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from sparse_orl.report.data import Log, load_data, load_many, pct, pruner_name, score_label
 from sparse_orl.report.plots import (plot_curves, plot_final_vs_sparsity, plot_layers, plot_score_vs_weights,
@@ -46,14 +46,8 @@ def results_table(workdir: str, log: Log = lambda _m: None) -> str:
     return "\n".join(score_table(load_data(workdir, log, sizes=False)["rows"]))
 
 
-def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 0.95,
-                table_sparsity: float = 0.95, log: Log = print) -> Dict:
-    """Write the PNGs and ``report.md`` for ``workdir`` into ``out_dir`` (default ``<workdir>/report``).
-
-    ``workdir`` may be a sequence of workdirs, merged into one report (``out_dir`` required).
-    Returns {"dir", "markdown", "pngs", "table" (the score table's lines)}.
-    """
-    workdirs = [workdir] if isinstance(workdir, str) else list(workdir)
+def _check_out(workdirs: List[str], out_dir: Optional[str]) -> str:
+    """The report's folder, after refusing (one line naming the flag) what cannot be reported."""
     if not workdirs:
         raise ValueError("--workdir is empty")
     if len(workdirs) > 1 and not out_dir:
@@ -61,21 +55,20 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
     for w in workdirs:
         if not os.path.isdir(w):
             raise ValueError(f"--workdir={w} does not exist (or is not a folder)")
-    out_dir = out_dir or os.path.join(workdirs[0], "report")
-    data = load_many(workdirs, log)  # everything is read and checked before anything is created
-    workdir = data["workdir"]
-    rows = data["rows"]
-    if not rows:
-        raise ValueError(f"{workdir} has no evaluations to report (finished runs with --eval_episodes > 0)")
+    return out_dir or os.path.join(workdirs[0], "report")
+
+
+def _make_folder(out_dir: str) -> None:
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out={out_dir} is a file, not a folder")
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise ValueError(f"--out={out_dir} cannot be created ({e.strerror or e})") from None
-    pngs = plot_curves(rows, out_dir) + plot_final_vs_sparsity(rows, out_dir) + plot_score_vs_weights(rows, out_dir)
-    pngs += plot_layers(data["layers"], out_dir, data["networks"], layer_sparsity, log)
-    pngs += plot_storage(data["sizes"], out_dir, data["networks"])
+
+
+def _header(workdirs: List[str], data: Dict) -> List[str]:
+    """The title, what ran (steps, seeds, evaluation), the last commands of each workdir, what is left out."""
     info = data["info"]
     md = [f"# Report: `{', '.join(os.path.normpath(w) for w in workdirs)}`", ""]
     kind = {"sweep": "Sweep", "single": "Single experiment", "several": f"{len(workdirs)} experiments"}[data["kind"]]
@@ -88,13 +81,18 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
         commands = os.path.join(w, "commands.log")
         if os.path.exists(commands):
             with open(commands, encoding="utf-8") as f:
-                cmds = [l.rstrip("\n") for l in f if l.strip()]
+                cmds = [line.rstrip("\n") for line in f if line.strip()]
             md += ["", f"Commands run on `{w}`:", "", "```"] + cmds[-5:] + ["```"]
     if data["unfinished"]:
         md += ["", f"**Unfinished programs, left out:** {', '.join(data['unfinished'])}"]
-    md += ["", "## Scores", "",
-           f"A run's score is the mean of its last {LAST_EVALS} evaluations ({score_label(rows)}); a cell is the "
-           "mean ± sample std over seeds [95% bootstrap interval of the mean, percentile method].", ""]
+    return md
+
+
+def _results(rows: List[Dict], data: Dict) -> List[str]:
+    """Scores, the sparse-versus-narrow verdicts, training speed and diverged runs."""
+    md = ["", "## Scores", "",
+          f"A run's score is the mean of its last {LAST_EVALS} evaluations ({score_label(rows)}); a cell is the "
+          "mean ± sample std over seeds [95% bootstrap interval of the mean, percentile method].", ""]
     md += score_table(rows)
     verdict = verdict_table(rows)
     if verdict:
@@ -113,16 +111,39 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
         md += ["", "Diverged runs (non-finite loss; excluded above):", ""]
         md += [f"- {d['algo_name']} {pruner_name(d['pruner'])} {pct(d['sparsity'])} seed "
                f"{d['seed']} on {d['dataset']}: step {d['nan_step']}" for d in data["diverged"]]
+    return md
+
+
+def _storage(data: Dict, table_sparsity: float) -> List[str]:
+    """Table 1: the stored size of dense, torch COO and our compact file at one sparsity."""
     tab, level = storage_table(data["sizes"], data["networks"], table_sparsity)
     lvl = f"{pct(level)}" if level is not None else "n/a"
     note = "" if level is None or abs(level - table_sparsity) < 1e-9 else f" (no runs at {pct(table_sparsity)})"
-    md += ["", f"## Table 1: stored size at {lvl} sparsity{note}", "",
-           "MB = 10⁶ bytes. Dense: float32, 4 B per parameter. Torch COO: `torch.save` of every tensor's "
-           "`to_sparse()` (the paper's format; 20 B per kept weight, 12 B per bias element, plus measured torch "
-           "overheads). Ours: the whole compact file of `sparse_orl.export` (lossless float32). Mean over the "
-           "sparse runs (pruners and seeds) at that level.", ""]
-    md += tab
-    md += ["", "## Figures", ""]
+    return ["", f"## Table 1: stored size at {lvl} sparsity{note}", "",
+            "MB = 10⁶ bytes. Dense: float32, 4 B per parameter. Torch COO: `torch.save` of every tensor's "
+            "`to_sparse()` (the paper's format; 20 B per kept weight, 12 B per bias element, plus measured torch "
+            "overheads). Ours: the whole compact file of `sparse_orl.export` (lossless float32). Mean over the "
+            "sparse runs (pruners and seeds) at that level.", ""] + tab
+
+
+def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 0.95,
+                table_sparsity: float = 0.95, log: Log = print) -> Dict:
+    """Write the PNGs and ``report.md`` for ``workdir`` into ``out_dir`` (default ``<workdir>/report``).
+
+    ``workdir`` may be a sequence of workdirs, merged into one report (``out_dir`` required).
+    Returns {"dir", "markdown", "pngs", "table" (the score table's lines)}.
+    """
+    workdirs = [workdir] if isinstance(workdir, str) else list(workdir)
+    out_dir = _check_out(workdirs, out_dir)
+    data = load_many(workdirs, log)  # everything is read and checked before anything is created
+    rows = data["rows"]
+    if not rows:
+        raise ValueError(f"{data['workdir']} has no evaluations to report (finished runs with --eval_episodes > 0)")
+    _make_folder(out_dir)
+    pngs = plot_curves(rows, out_dir) + plot_final_vs_sparsity(rows, out_dir) + plot_score_vs_weights(rows, out_dir)
+    pngs += plot_layers(data["layers"], out_dir, data["networks"], layer_sparsity, log)
+    pngs += plot_storage(data["sizes"], out_dir, data["networks"])
+    md = _header(workdirs, data) + _results(rows, data) + _storage(data, table_sparsity) + ["", "## Figures", ""]
     for p in pngs:
         md += [f"### {os.path.basename(p)}", "", f"![{os.path.basename(p)}]({os.path.basename(p)})", ""]
     path = os.path.join(out_dir, "report.md")
