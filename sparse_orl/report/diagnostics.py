@@ -183,6 +183,91 @@ def _floor(values) -> float:
     return min(pos) / 10 if pos else 1e-3
 
 
+def _density_panel(ax, results, net: str, layers, wbar: float) -> None:
+    """Kept / total per layer of ``net``, one bar per run, log scale with exact zeros hatched."""
+    x = np.arange(len(layers))
+    dens = [[d["networks"][net]["density"][l]["density"] for l in layers] for _, d in results]
+    floor = _floor([v for ds in dens for v in ds])
+    for i, (lab, _d) in enumerate(results):
+        _log_bars(ax, x + i * wbar, dens[i], wbar, PALETTE[i % len(PALETTE)], lab, floor)
+    ax.set_yscale("log")
+    ax.set_xticks(x + 0.4 - wbar / 2, layers)
+    ax.set_ylabel("kept / total (log; hatched 0 = collapsed)")
+    ax.set_title(f"{net}: density per layer")
+
+
+def _width_panel(ax, results, net: str, wbar: float) -> None:
+    """Units on an input-output path / units per hidden layer of ``net``; a zero is labelled "0"."""
+    hid = sorted(results[0][1]["networks"][net]["units"]["layers"], key=_layer_key)
+    xh = np.arange(len(hid))
+    for i, (lab, d) in enumerate(results):
+        u = d["networks"][net]["units"]["layers"]
+        vals = [u[l]["effective_width"] / u[l]["units"] for l in hid]
+        bars = ax.bar(xh + i * wbar, vals, wbar, label=lab, color=PALETTE[i % len(PALETTE)])
+        for bar, v in zip(bars, vals):
+            if v == 0:  # no bar to see: say 0
+                ax.annotate("0", (bar.get_x() + bar.get_width() / 2, 0), textcoords="offset points",
+                            xytext=(0, 1), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(xh + 0.4 - wbar / 2, hid)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("units on an input-output path / units")
+    ax.set_title(f"{net}: effective width per hidden layer")
+
+
+def _gradient_panel(ax, results, net: str, layers, wbar: float) -> None:
+    """‖∂L/∂W ⊙ m‖₂ per layer of ``net`` (its own loss), log scale with exact zeros hatched."""
+    x = np.arange(len(layers))
+    gs = [[d["grad_norms"].get(net, {}).get(l, 0.0) for l in layers] for _, d in results]
+    floor = _floor([v for g in gs for v in g])
+    for i, (lab, _d) in enumerate(results):
+        _log_bars(ax, x + i * wbar, gs[i], wbar, PALETTE[i % len(PALETTE)], lab, floor)
+    ax.set_yscale("log")
+    ax.set_xticks(x + 0.4 - wbar / 2, layers)
+    ax.set_ylabel("‖∂L/∂W ⊙ m‖₂ (log; hatched 0 = exactly 0)")
+    ax.set_title(f"{net}: masked gradient norm of its own loss")
+
+
+def _bar_panels(axes_row, results, labels) -> None:
+    """The algorithm's own panels ({title: {"series": {name: value}, "ylabel"}} per run), one per axis."""
+    bar_titles = list(results[0][1].get("bars", {}))
+    xs = np.arange(len(results))
+    for col, ax in enumerate(axes_row):
+        if col >= len(bar_titles):
+            ax.axis("off")
+            continue
+        t = bar_titles[col]
+        spec = results[0][1]["bars"][t]
+        series = list(spec["series"])
+        w = 0.8 / len(series)
+        for j, name in enumerate(series):
+            ax.bar(xs + (j - (len(series) - 1) / 2) * w, [d["bars"][t]["series"][name] for _, d in results],
+                   w, label=name, color=PALETTE[j % len(PALETTE)])
+        ax.set_xticks(xs, labels, rotation=20, fontsize=8, ha="right")
+        ax.set_ylabel(spec.get("ylabel", ""))
+        ax.set_title(t, pad=20)
+        # above the axes, under the title: never over a bar
+        ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), frameon=False)
+
+
+def _legend_and_save(fig, plt, labels, title: str, path: str) -> None:
+    """One legend of the runs for every per-network panel, outside them (under the title, above the
+    panels; plain colour patches, as a run's first bar may be a hatched 0); then save and close."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=PALETTE[i % len(PALETTE)], label=lab) for i, lab in enumerate(labels)]
+    rows = math.ceil(len(labels) / 7)
+    height = fig.get_figheight()
+    title_in, legend_in = (0.45 if title else 0.05), 0.25 * rows + 0.05  # inches
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - title_in / height),
+               ncol=math.ceil(len(labels) / rows), frameon=False, fontsize=9)
+    top = 1 - (title_in + legend_in) / height
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, top))  # room for the title and the legend above the panels
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, title: str = "") -> str:
     """Save a PNG comparing runs: one row per scored network (density per layer, effective
     width per hidden layer, masked gradient norm per layer), then the algorithm's own
@@ -198,85 +283,20 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
     labels = [r[0] for r in results]
     nets = list(results[0][1]["networks"])
     has_g = all("grad_norms" in r[1] for r in results)
-    bar_titles = list(results[0][1].get("bars", {}))
+    has_bars = bool(results[0][1].get("bars"))
     ncols = 3
-    nrows = len(nets) + (1 if bar_titles else 0)
+    nrows = len(nets) + (1 if has_bars else 0)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 4.2 * nrows), squeeze=False)
     wbar = 0.8 / len(results)
-
-    colors = PALETTE
     for row, net in enumerate(nets):
         layers = sorted(results[0][1]["networks"][net]["density"], key=_layer_key)
-        x = np.arange(len(layers))
-        ax = axes[row][0]
-        dens = [[d["networks"][net]["density"][l]["density"] for l in layers] for _, d in results]
-        floor = _floor([v for ds in dens for v in ds])
-        for i, (lab, _d) in enumerate(results):
-            _log_bars(ax, x + i * wbar, dens[i], wbar, colors[i % len(colors)], lab, floor)
-        ax.set_yscale("log")
-        ax.set_xticks(x + 0.4 - wbar / 2, layers)
-        ax.set_ylabel("kept / total (log; hatched 0 = collapsed)")
-        ax.set_title(f"{net}: density per layer")
-        ax = axes[row][1]
-        hid = sorted(results[0][1]["networks"][net]["units"]["layers"], key=_layer_key)
-        xh = np.arange(len(hid))
-        for i, (lab, d) in enumerate(results):
-            u = d["networks"][net]["units"]["layers"]
-            vals = [u[l]["effective_width"] / u[l]["units"] for l in hid]
-            bars = ax.bar(xh + i * wbar, vals, wbar, label=lab, color=colors[i % len(colors)])
-            for bar, v in zip(bars, vals):
-                if v == 0:  # no bar to see: say 0
-                    ax.annotate("0", (bar.get_x() + bar.get_width() / 2, 0), textcoords="offset points",
-                                xytext=(0, 1), ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(xh + 0.4 - wbar / 2, hid)
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel("units on an input-output path / units")
-        ax.set_title(f"{net}: effective width per hidden layer")
-        ax = axes[row][2]
+        _density_panel(axes[row][0], results, net, layers, wbar)
+        _width_panel(axes[row][1], results, net, wbar)
         if has_g:
-            gs = [[d["grad_norms"].get(net, {}).get(l, 0.0) for l in layers] for _, d in results]
-            floor = _floor([v for g in gs for v in g])
-            for i, (lab, _d) in enumerate(results):
-                _log_bars(ax, x + i * wbar, gs[i], wbar, colors[i % len(colors)], lab, floor)
-            ax.set_yscale("log")
-            ax.set_xticks(x + 0.4 - wbar / 2, layers)
-            ax.set_ylabel("‖∂L/∂W ⊙ m‖₂ (log; hatched 0 = exactly 0)")
-            ax.set_title(f"{net}: masked gradient norm of its own loss")
+            _gradient_panel(axes[row][2], results, net, layers, wbar)
         else:
-            ax.axis("off")
-    if bar_titles:
-        xs = np.arange(len(results))
-        for col in range(ncols):
-            ax = axes[-1][col]
-            if col >= len(bar_titles):
-                ax.axis("off")
-                continue
-            t = bar_titles[col]
-            spec = results[0][1]["bars"][t]
-            series = list(spec["series"])
-            w = 0.8 / len(series)
-            for j, name in enumerate(series):
-                ax.bar(xs + (j - (len(series) - 1) / 2) * w, [d["bars"][t]["series"][name] for _, d in results],
-                       w, label=name, color=colors[j % len(colors)])
-            ax.set_xticks(xs, labels, rotation=20, fontsize=8, ha="right")
-            ax.set_ylabel(spec.get("ylabel", ""))
-            ax.set_title(t, pad=20)
-            # above the axes, under the title: never over a bar
-            ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), frameon=False)
-    # one legend of the runs for every per-network panel, outside them: under the title, above the panels
-    # (plain colour patches: a run's first bar may be a hatched 0)
-    from matplotlib.patches import Patch
-
-    handles = [Patch(color=colors[i % len(colors)], label=lab) for i, lab in enumerate(labels)]
-    rows = math.ceil(len(labels) / 7)
-    height = fig.get_figheight()
-    title_in, legend_in = (0.45 if title else 0.05), 0.25 * rows + 0.05  # inches
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - title_in / height),
-               ncol=math.ceil(len(labels) / rows), frameon=False, fontsize=9)
-    top = 1 - (title_in + legend_in) / height
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 1, top))  # room for the title and the legend above the panels
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+            axes[row][2].axis("off")
+    if has_bars:
+        _bar_panels(axes[-1], results, labels)
+    _legend_and_save(fig, plt, labels, title, path)
     return path
