@@ -463,6 +463,25 @@ def check_policy_file(params: Dict[str, np.ndarray], meta: Dict[str, Any], path:
     an MLP whose layers the file lacks or whose widths do not chain; ``obs_mean`` / ``obs_std`` of the
     wrong shape. Everything :class:`Policy` would otherwise find only at the first ``act()``."""
     where = f"compact file {path}"
+    obs_dim, act_dim = _check_config(meta, where)
+    prog = meta["acting"]
+    if not isinstance(prog, dict) or not isinstance(prog.get("ops"), list) or not isinstance(prog.get("output"), str):
+        raise ValueError(f"{where}: its acting program must be a mapping with a list 'ops' and a value name "
+                         f"'output', got {str(prog)[:80]!r}")
+    width = _noise_widths(prog, obs_dim, where)
+    for i, op in enumerate(prog["ops"]):
+        _check_op(params, op, i, width, where)
+    out = prog["output"]
+    if out not in width:
+        raise ValueError(f"{where}: acting program output {out!r} is a value nothing produces "
+                         f"(there are: {', '.join(width)})")
+    if width[out] is not None and width[out] != act_dim:
+        raise ValueError(f"{where}: acting program output {out!r} has {width[out]} components, config act_dim is "
+                         f"{act_dim}")
+
+
+def _check_config(meta: Dict[str, Any], where: str) -> Tuple[int, int]:
+    """(obs_dim, act_dim) of a file's config, after checking it and the observation statistics."""
     c = meta["config"]
     if not isinstance(c, dict):
         raise ValueError(f"{where}: its agent config is a {type(c).__name__}, not a mapping")
@@ -482,11 +501,11 @@ def check_policy_file(params: Dict[str, np.ndarray], meta: Dict[str, Any], path:
             raise ValueError(f"{where}: {k!r} has shape {np.shape(meta[k])}, expected ({obs_dim},) (config obs_dim)")
     if c.get("normalize_obs") and "obs_std" in meta and not np.all(np.asarray(meta["obs_std"], np.float64) > 0):
         raise ValueError(f"{where}: 'obs_std' holds values <= 0 or NaN: observations cannot be normalized by it")
+    return obs_dim, act_dim
 
-    prog = meta["acting"]
-    if not isinstance(prog, dict) or not isinstance(prog.get("ops"), list) or not isinstance(prog.get("output"), str):
-        raise ValueError(f"{where}: its acting program must be a mapping with a list 'ops' and a value name "
-                         f"'output', got {str(prog)[:80]!r}")
+
+def _noise_widths(prog: Dict[str, Any], obs_dim: int, where: str) -> Dict[str, Optional[int]]:
+    """The widths of the values an acting program starts with: ``obs`` and each noise input."""
     noise = prog.get("noise", {})
     if not isinstance(noise, dict):
         raise ValueError(f"{where}: acting program 'noise' must map names to {{'shape', 'clip'}}, got {noise!r}")
@@ -497,47 +516,44 @@ def check_policy_file(params: Dict[str, np.ndarray], meta: Dict[str, Any], path:
             raise ValueError(f"{where}: acting program noise {name!r} must be {{'shape': [positive ints], "
                              f"'clip': number}}, got {v!r}")
         width[name] = int(v["shape"][-1]) if v["shape"] else None
-    for i, op in enumerate(prog["ops"]):
-        kind = op.get("op") if isinstance(op, dict) else None
-        if kind not in OPS:
-            raise ValueError(f"{where}: acting program op {i} is {kind!r}, an op this reader does not know (it knows "
-                             f"{', '.join(OPS)}): a newer sparse_orl wrote this file? use that version's deploy.py")
-        fields, reads = OPS[kind]
-        lack = [f for f in fields if f not in op]
-        if lack:
-            raise ValueError(f"{where}: acting program op {i} ({kind!r}) lacks the field(s) "
-                             f"{', '.join(repr(f) for f in lack)}")
-        label = f"acting program op {i} ({kind!r} -> {op['out']!r})"
-        names = []
-        for f in reads:
-            v = op[f]
-            if f == "in" and not (isinstance(v, list) and v):
-                raise ValueError(f"{where}: {label}: 'in' must be a non-empty list of value names, got {v!r}")
-            names += v if f == "in" else [v]
-        for v in names:
-            if not isinstance(v, str) or v not in width:
-                raise ValueError(f"{where}: {label} reads the value {v!r}, which nothing before it produces "
-                                 f"(there are: {', '.join(width)})")
-        if not isinstance(op["out"], str):
-            raise ValueError(f"{where}: {label}: 'out' must be a value name")
-        if kind == "repeat" and not (_is_int(op["n"]) and op["n"] >= 1):
-            raise ValueError(f"{where}: {label}: 'n' must be a positive integer, got {op['n']!r}")
-        if kind == "clip" and not all(isinstance(op[k], (int, float)) and not isinstance(op[k], bool)
-                                      for k in ("lo", "hi")):
-            raise ValueError(f"{where}: {label}: 'lo' and 'hi' must be numbers")
-        out_width = width[names[0]]
-        if kind == "argmax_select":
-            out_width = width[op["values"]]
-        elif kind == "mlp":
-            out_width = _check_mlp(params, op, [width[v] for v in names], where, label)
-        width[op["out"]] = out_width
-    out = prog["output"]
-    if out not in width:
-        raise ValueError(f"{where}: acting program output {out!r} is a value nothing produces "
-                         f"(there are: {', '.join(width)})")
-    if width[out] is not None and width[out] != act_dim:
-        raise ValueError(f"{where}: acting program output {out!r} has {width[out]} components, config act_dim is "
-                         f"{act_dim}")
+    return width
+
+
+def _check_op(params, op, i: int, width: Dict[str, Optional[int]], where: str) -> None:
+    """Check acting op ``i`` against the values produced before it (``width``), then record its output."""
+    kind = op.get("op") if isinstance(op, dict) else None
+    if kind not in OPS:
+        raise ValueError(f"{where}: acting program op {i} is {kind!r}, an op this reader does not know (it knows "
+                         f"{', '.join(OPS)}): a newer sparse_orl wrote this file? use that version's deploy.py")
+    fields, reads = OPS[kind]
+    lack = [f for f in fields if f not in op]
+    if lack:
+        raise ValueError(f"{where}: acting program op {i} ({kind!r}) lacks the field(s) "
+                         f"{', '.join(repr(f) for f in lack)}")
+    label = f"acting program op {i} ({kind!r} -> {op['out']!r})"
+    names = []
+    for f in reads:
+        v = op[f]
+        if f == "in" and not (isinstance(v, list) and v):
+            raise ValueError(f"{where}: {label}: 'in' must be a non-empty list of value names, got {v!r}")
+        names += v if f == "in" else [v]
+    for v in names:
+        if not isinstance(v, str) or v not in width:
+            raise ValueError(f"{where}: {label} reads the value {v!r}, which nothing before it produces "
+                             f"(there are: {', '.join(width)})")
+    if not isinstance(op["out"], str):
+        raise ValueError(f"{where}: {label}: 'out' must be a value name")
+    if kind == "repeat" and not (_is_int(op["n"]) and op["n"] >= 1):
+        raise ValueError(f"{where}: {label}: 'n' must be a positive integer, got {op['n']!r}")
+    if kind == "clip" and not all(isinstance(op[k], (int, float)) and not isinstance(op[k], bool)
+                                  for k in ("lo", "hi")):
+        raise ValueError(f"{where}: {label}: 'lo' and 'hi' must be numbers")
+    out_width = width[names[0]]
+    if kind == "argmax_select":
+        out_width = width[op["values"]]
+    elif kind == "mlp":
+        out_width = _check_mlp(params, op, [width[v] for v in names], where, label)
+    width[op["out"]] = out_width
 
 
 def _check_mlp(params, op, in_widths, where: str, label: str) -> Optional[int]:
