@@ -4,7 +4,8 @@ This module imports numpy and the standard library only (jax only when
 ``backend="jax"`` is asked for; scipy, optional, when it is installed), never
 flax or the rest of ``sparse_orl``, so
 it can be copied to a device together with a file written by
-``sparse_orl.export.export_run``. It holds the one decoder of the compact format
+``sparse_orl.export.export_run``. That is why it is one file, longer than a
+module here usually is: a device gets this file and nothing else. It holds the one decoder of the compact format
 (documented in ``sparse_orl/codec.py``, format version 1), which ``sparse_orl.export.codec``
 imports.
 
