@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib import colors as mcolors
 
-from sparse_orl.report import diagnostics, plots
+from sparse_orl.report import diagnostics, figure, network_plots, plots
 
 ALGO = dict(algo="bc", algo_name="BC", data="tiny.hdf5", dataset="tiny.hdf5", max_transitions=None)
 
@@ -22,7 +22,7 @@ def _contrast_on_white(color) -> float:
 @pytest.fixture
 def figures(monkeypatch):
     """The figures the plot functions draw (kept open: ``plt.close`` is recorded instead)."""
-    plt = plots._plt()
+    plt = figure.pyplot()
     close, drawn = plt.close, []
     monkeypatch.setattr(plt, "close", drawn.append)
     yield drawn
@@ -48,10 +48,10 @@ def _titles(fig):
 
 
 def test_every_colour_reads_on_white():
-    for c in plots.PALETTE:
+    for c in figure.PALETTE:
         assert _contrast_on_white(c) >= 3.0, c
-    cmap = matplotlib.colormaps[plots.LEVEL_CMAP]
-    for x in np.linspace(0, plots.LEVEL_CMAP_MAX, 7):
+    cmap = matplotlib.colormaps[figure.LEVEL_CMAP]
+    for x in np.linspace(0, figure.LEVEL_CMAP_MAX, 7):
         assert _contrast_on_white(cmap(x)) >= 3.0, x
 
 
@@ -95,7 +95,7 @@ def _size_rows():
 
 
 def test_storage_axis_has_room_and_a_tick_below_the_smallest_value(tmp_path, figures):
-    plots.plot_storage(_size_rows(), str(tmp_path), {"actor": "actor", "vae": "VAE"})
+    network_plots.plot_storage(_size_rows(), str(tmp_path), {"actor": "actor", "vae": "VAE"})
     fig = figures[0]
     fig.canvas.draw()
     for ax in fig.axes:

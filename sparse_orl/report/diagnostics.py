@@ -29,7 +29,7 @@ from sparse_orl.pruning.masks import is_prunable
 from sparse_orl.pruning.report import layer_name
 from sparse_orl.pruning.synflow import get_kernel
 from sparse_orl.data.transitions import sample_batch
-from sparse_orl.report.plots import PALETTE, _layer_key
+from sparse_orl.report.figure import PALETTE, layer_key
 
 
 def layer_densities(masks) -> Dict[str, Dict[str, float]]:
@@ -198,7 +198,7 @@ def _density_panel(ax, results, net: str, layers, wbar: float) -> None:
 
 def _width_panel(ax, results, net: str, wbar: float) -> None:
     """Units on an input-output path / units per hidden layer of ``net``; a zero is labelled "0"."""
-    hid = sorted(results[0][1]["networks"][net]["units"]["layers"], key=_layer_key)
+    hid = sorted(results[0][1]["networks"][net]["units"]["layers"], key=layer_key)
     xh = np.arange(len(hid))
     for i, (lab, d) in enumerate(results):
         u = d["networks"][net]["units"]["layers"]
@@ -289,7 +289,7 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 4.2 * nrows), squeeze=False)
     wbar = 0.8 / len(results)
     for row, net in enumerate(nets):
-        layers = sorted(results[0][1]["networks"][net]["density"], key=_layer_key)
+        layers = sorted(results[0][1]["networks"][net]["density"], key=layer_key)
         _density_panel(axes[row][0], results, net, layers, wbar)
         _width_panel(axes[row][1], results, net, wbar)
         if has_g:

@@ -21,8 +21,9 @@
 MB = 10^6 bytes, as in the paper's Table 1.
 
 This module assembles the report (tables, ``report.md``); the data comes from
-:mod:`sparse_orl.report.data`, the figures from :mod:`sparse_orl.report.plots` (their public
-names are re-exported here). Importing it does not import jax or the trainer.
+:mod:`sparse_orl.report.data`, the figures from :mod:`sparse_orl.report.plots` (scores) and
+:mod:`sparse_orl.report.network_plots` (layers, storage); their public names are re-exported here.
+Importing it does not import jax or the trainer.
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ import os
 from typing import Dict, List, Optional
 
 from sparse_orl.report.data import Log, load_data, load_many, pct, pruner_name, score_label
-from sparse_orl.report.plots import (plot_curves, plot_final_vs_sparsity, plot_layers, plot_score_vs_weights,
-                                     plot_storage)
+from sparse_orl.report.network_plots import plot_layers, plot_storage
+from sparse_orl.report.plots import plot_curves, plot_final_vs_sparsity, plot_score_vs_weights
 from sparse_orl.report.tables import WEIGHT_MATCH, score_table, speed_table, storage_table, verdict_table
 from sparse_orl.store.summary import LAST_EVALS
 from sparse_orl.store.atomic import atomic_write_text
