@@ -132,3 +132,19 @@ def test_merged_info_says_none_not_the_string_none(monkeypatch):
         rows=[], diverged=[], layers=[], sizes=[], unfinished=[], networks={}, info=infos[w]))
     assert report_data.load_many(["a", "b"])["info"] == {"steps": "100", "eval_max_episode_steps": None}
     assert report_data.load_many(["a", "c"])["info"] == {"steps": "100 / 200", "eval_max_episode_steps": "8 / none"}
+
+
+def test_widened_rows_keep_the_narrow_control_as_the_reference():
+    def row(pruner, sparsity, seed, score, width, kept):
+        return report_data.with_setting(dict(
+            algo="td3bc", algo_name="TD3+BC", dataset="d", max_transitions=None, pruner=pruner, sparsity=sparsity,
+            seed=seed, step=10, normalized_score=score, width_multiplier=width, weights_kept=kept,
+            **{"return": score}))
+    rows = [row("narrow", 0.987, s, 50.0 + s, 2.0, 1000) for s in range(3)]
+    rows += [row("erk_random", 0.987, s, 60.0 + s, 2.0, 1010) for s in range(3)]
+    rows += [row("dense", 0.0, s, 40.0, 2.0, 80000) for s in range(3)]
+    assert {r["pruner"] for r in rows} == {"narrow", "erk_random ×2", "dense ×2"}
+    from sparse_orl.report.tables import verdict_table
+    table = verdict_table(rows)
+    assert len(table) == 3 and "| erk_random ×2 |" in table[2]  # one sparse row; dense ×2 is not one
+    assert "| +10.0 [+10.0, +10.0] | sparse ahead (n = 3) |" in table[2]

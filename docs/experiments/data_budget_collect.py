@@ -1,7 +1,10 @@
 """Collect the data-budget / sparse-wide studies: one report over every sweep workdir found, and the summaries
 of their finished programs stored beside it (the evidence behind docs/results/data_budget.md).
 
-    python docs/experiments/data_budget_collect.py [RUNS=runs/data_budget] [OUT=docs/results/data_budget]
+    python docs/experiments/data_budget_collect.py [RUNS=runs/data_budget,runs/sparse_wide] [OUT=docs/results/data_budget]
+
+RUNS is a comma list of folders holding sweep workdirs (the data-budget sweeps, the extra seeds, the
+sparse-wide sweeps); the report merges their runs by configuration.
 
 Unfinished programs are left out and listed; re-run as the sweeps progress.
 """
@@ -13,8 +16,9 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def main(runs="runs/data_budget", out="docs/results/data_budget"):
-    sweeps = sorted(d for d in glob.glob(os.path.join(runs, "*")) if os.path.exists(os.path.join(d, "sweep.json")))
+def main(runs="runs/data_budget,runs/sparse_wide", out="docs/results/data_budget"):
+    sweeps = sorted(d for root in runs.split(",") for d in glob.glob(os.path.join(root, "*"))
+                    if os.path.exists(os.path.join(d, "sweep.json")))
     if not sweeps:
         sys.exit(f"no sweep workdirs under {runs}")
     store = os.path.join(out, "summaries")

@@ -69,7 +69,8 @@ def _api_mismatch() -> Optional[str]:
     except (OSError, ValueError, KeyError, AttributeError):
         return None  # no record (an older build): trust the library
     if built[0] != running[0] or built[1] > running[1]:
-        return (f"the kernels were compiled against XLA FFI API {built[0]}.{built[1]}, newer than this jaxlib's "
+        how = "newer than" if built > running else "a different major version from"
+        return (f"the kernels were compiled against XLA FFI API {built[0]}.{built[1]}, {how} this jaxlib's "
                 f"{running[0]}.{running[1]}; rebuild them against it: pip install --no-build-isolation -e .")
     return None
 

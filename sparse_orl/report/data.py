@@ -62,7 +62,8 @@ def with_setting(row: Dict) -> Dict:
     data = row["dataset"] if row.get("max_transitions") is None else \
         f"{row['dataset']}, {budget_text(row['max_transitions'])}"
     width = row.get("width_multiplier") or 1.0
-    pruner = row["pruner"] if width == 1.0 else f"{row['pruner']} ×{width:g}"
+    # the narrow control is sized by the weights it matches, not by the widened widths: no "×K"
+    pruner = row["pruner"] if width == 1.0 or row["pruner"] == "narrow" else f"{row['pruner']} ×{width:g}"
     return dict(row, data=data, pruner=pruner)
 
 

@@ -29,7 +29,7 @@ from sparse_orl.pruning.masks import is_prunable
 from sparse_orl.pruning.report import layer_name
 from sparse_orl.pruning.synflow import get_kernel
 from sparse_orl.data.transitions import sample_batch
-from sparse_orl.report.figure import PALETTE, layer_key
+from sparse_orl.report.figure import PALETTE, layer_key, pyplot
 
 
 def layer_densities(masks) -> Dict[str, Dict[str, float]]:
@@ -183,17 +183,16 @@ def _floor(values) -> float:
     return min(pos) / 10 if pos else 1e-3
 
 
-def _density_panel(ax, results, net: str, layers, wbar: float) -> None:
-    """Kept / total per layer of ``net``, one bar per run, log scale with exact zeros hatched."""
+def _log_layer_panel(ax, results, layers, wbar: float, values, ylabel: str, title: str) -> None:
+    """One bar per run and layer of ``values`` (per run, per layer), log scale with exact zeros hatched."""
     x = np.arange(len(layers))
-    dens = [[d["networks"][net]["density"][l]["density"] for l in layers] for _, d in results]
-    floor = _floor([v for ds in dens for v in ds])
+    floor = _floor([v for vs in values for v in vs])
     for i, (lab, _d) in enumerate(results):
-        _log_bars(ax, x + i * wbar, dens[i], wbar, PALETTE[i % len(PALETTE)], lab, floor)
+        _log_bars(ax, x + i * wbar, values[i], wbar, PALETTE[i % len(PALETTE)], lab, floor)
     ax.set_yscale("log")
     ax.set_xticks(x + 0.4 - wbar / 2, layers)
-    ax.set_ylabel("kept / total (log; hatched 0 = collapsed)")
-    ax.set_title(f"{net}: density per layer")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
 
 
 def _width_panel(ax, results, net: str, wbar: float) -> None:
@@ -212,19 +211,6 @@ def _width_panel(ax, results, net: str, wbar: float) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("units on an input-output path / units")
     ax.set_title(f"{net}: effective width per hidden layer")
-
-
-def _gradient_panel(ax, results, net: str, layers, wbar: float) -> None:
-    """‖∂L/∂W ⊙ m‖₂ per layer of ``net`` (its own loss), log scale with exact zeros hatched."""
-    x = np.arange(len(layers))
-    gs = [[d["grad_norms"].get(net, {}).get(l, 0.0) for l in layers] for _, d in results]
-    floor = _floor([v for g in gs for v in g])
-    for i, (lab, _d) in enumerate(results):
-        _log_bars(ax, x + i * wbar, gs[i], wbar, PALETTE[i % len(PALETTE)], lab, floor)
-    ax.set_yscale("log")
-    ax.set_xticks(x + 0.4 - wbar / 2, layers)
-    ax.set_ylabel("‖∂L/∂W ⊙ m‖₂ (log; hatched 0 = exactly 0)")
-    ax.set_title(f"{net}: masked gradient norm of its own loss")
 
 
 def _bar_panels(axes_row, results, labels) -> None:
@@ -275,11 +261,7 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
 
     One legend of the runs, outside the panels; exact zeros (a collapsed layer, a zero gradient, no
     unit left) are drawn hatched and labelled "0", and the axis labels say so."""
-    import matplotlib  # the Agg backend is chosen only when a figure is drawn, never at import
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()  # the Agg backend is chosen only when a figure is drawn, never at import
     labels = [r[0] for r in results]
     nets = list(results[0][1]["networks"])
     has_g = all("grad_norms" in r[1] for r in results)
@@ -290,10 +272,14 @@ def plot_diagnostics(results: Sequence[Tuple[str, Dict[str, Any]]], path: str, t
     wbar = 0.8 / len(results)
     for row, net in enumerate(nets):
         layers = sorted(results[0][1]["networks"][net]["density"], key=layer_key)
-        _density_panel(axes[row][0], results, net, layers, wbar)
+        density = [[d["networks"][net]["density"][l]["density"] for l in layers] for _, d in results]
+        _log_layer_panel(axes[row][0], results, layers, wbar, density, "kept / total (log; hatched 0 = collapsed)",
+                         f"{net}: density per layer")
         _width_panel(axes[row][1], results, net, wbar)
         if has_g:
-            _gradient_panel(axes[row][2], results, net, layers, wbar)
+            grads = [[d["grad_norms"].get(net, {}).get(l, 0.0) for l in layers] for _, d in results]
+            _log_layer_panel(axes[row][2], results, layers, wbar, grads, "‖∂L/∂W ⊙ m‖₂ (log; hatched 0 = exactly 0)",
+                             f"{net}: masked gradient norm of its own loss")
         else:
             axes[row][2].axis("off")
     if has_bars:

@@ -36,7 +36,7 @@ def pyplot():
     return plt
 
 
-def logit(p: float) -> float:
+def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
@@ -50,13 +50,13 @@ def sparsity_axis(ax, levels: Sequence[float]) -> None:
     if not levels:
         return
     use_logit = levels[0] > 0 and levels[-1] < 1 and len(levels) > 1 and levels[-1] > 0.95 and \
-        logit(levels[-1]) - logit(levels[0]) > 1.5
+        _logit(levels[-1]) - _logit(levels[0]) > 1.5
     if use_logit:
-        lo, hi = logit(levels[0]), logit(levels[-1])
+        lo, hi = _logit(levels[0]), _logit(levels[-1])
         pad = 0.12 * (hi - lo)
         ax.set_xscale("logit")
         ax.set_xlim(1 / (1 + math.exp(-(lo - pad))), 1 / (1 + math.exp(-(hi + pad))))
-        pos = [logit(x) for x in levels]
+        pos = [_logit(x) for x in levels]
         span = hi - lo + 2 * pad
     else:
         span_raw = (levels[-1] - levels[0]) or max(0.05, 0.1 * levels[0])

@@ -89,8 +89,9 @@ def _header(workdirs: List[str], data: Dict) -> List[str]:
     return md
 
 
-def _results(rows: List[Dict], data: Dict) -> List[str]:
+def _results(data: Dict) -> List[str]:
     """Scores, the sparse-versus-narrow verdicts, training speed and diverged runs."""
+    rows = data["rows"]
     md = ["", "## Scores", "",
           f"A run's score is the mean of its last {LAST_EVALS} evaluations ({score_label(rows)}); a cell is the "
           "mean ± sample std over seeds [95% bootstrap interval of the mean, percentile method].", ""]
@@ -144,7 +145,7 @@ def make_report(workdir, out_dir: Optional[str] = None, layer_sparsity: float = 
     pngs = plot_curves(rows, out_dir) + plot_final_vs_sparsity(rows, out_dir) + plot_score_vs_weights(rows, out_dir)
     pngs += plot_layers(data["layers"], out_dir, data["networks"], layer_sparsity, log)
     pngs += plot_storage(data["sizes"], out_dir, data["networks"])
-    md = _header(workdirs, data) + _results(rows, data) + _storage(data, table_sparsity) + ["", "## Figures", ""]
+    md = _header(workdirs, data) + _results(data) + _storage(data, table_sparsity) + ["", "## Figures", ""]
     for p in pngs:
         md += [f"### {os.path.basename(p)}", "", f"![{os.path.basename(p)}]({os.path.basename(p)})", ""]
     path = os.path.join(out_dir, "report.md")

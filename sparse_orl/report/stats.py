@@ -48,13 +48,13 @@ class Cell:
         return f"{self.mean:.{digits}f} ± {self.std:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
-def _interval(statistic, samples, paired: bool):
+def _interval(statistic, samples):
     """(low, high) of the percentile bootstrap interval; degenerate samples give the statistic itself."""
     samples = [np.asarray(s, np.float64) for s in samples]
     value = float(statistic(*samples))
     if all(np.ptp(s) == 0 for s in samples):
         return value, value
-    res = stats.bootstrap(tuple(samples), statistic, paired=paired, vectorized=False, n_resamples=RESAMPLES,
+    res = stats.bootstrap(tuple(samples), statistic, vectorized=False, n_resamples=RESAMPLES,
                           confidence_level=LEVEL, method="percentile", random_state=np.random.default_rng(SEED))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
@@ -66,7 +66,7 @@ def cell(scores: Sequence[float]) -> Cell:
         raise ValueError("a cell needs at least one score")
     if x.size == 1:
         return Cell(1, float(x[0]), None, None, None)
-    low, high = _interval(np.mean, [x], paired=False)
+    low, high = _interval(np.mean, [x])
     return Cell(int(x.size), float(x.mean()), float(x.std(ddof=1)), low, high)
 
 
@@ -140,5 +140,5 @@ def iqm_cell(scores_by_task: Sequence[Sequence[float]]) -> Cell:
     pooled = np.concatenate(tasks)
     if pooled.size < 2:
         return Cell(int(pooled.size), float(pooled.mean()), None, None, None)
-    low, high = _interval(lambda *ts: iqm(np.concatenate(ts)), tasks, paired=False)
+    low, high = _interval(lambda *ts: iqm(np.concatenate(ts)), tasks)
     return Cell(int(pooled.size), iqm(pooled), float(pooled.std(ddof=1)), low, high)

@@ -58,6 +58,15 @@ def matched_narrow(key: Tuple, kept: Dict[Tuple, float]) -> Optional[Tuple]:
     return best if abs(kept[best] / kept[key] - 1) <= WEIGHT_MATCH else None
 
 
+def _versus(finals: Dict, ref, k, name: str, missing: str) -> str:
+    """The table cells of sparse configuration ``k`` against ``ref``: its cell, the paired difference
+    and the verdict (``missing`` when there is no ``ref``)."""
+    if ref is None:
+        return missing
+    diff = stats.difference(finals[ref], finals[k])
+    return f"{stats.cell(list(finals[ref].values())).text()} | {diff.text()} | {diff.verdict('sparse', name)} | "
+
+
 def verdict_table(rows: Sequence[Dict]) -> List[str]:
     """Each sparse configuration against the narrow dense network with the same weight count (and the full
     dense network): the paired difference with its 95% Student-t interval, and what the interval allows saying."""
@@ -66,25 +75,16 @@ def verdict_table(rows: Sequence[Dict]) -> List[str]:
              "sparse − narrow [95% CI] | verdict | dense | sparse − dense [95% CI] | verdict |",
              "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]
     for k in sorted(finals, key=_order):
-        if k[3] in ("dense", "narrow"):
+        if k[3] == "narrow" or k[3].split(" ×")[0] == "dense":  # the references; a widened dense one too
             continue
         n = matched_narrow(k, kept)
         dense = next((d for d in finals if d[:3] == k[:3] and d[3] == "dense"), None)
         sparse_cell = stats.cell(list(finals[k].values()))
         row = f"| {k[1]} | {k[2]} | {pruner_name(k[3])} | {pct(k[4])} | {kept.get(k, float('nan')):,.0f} | " \
               f"{sparse_cell.text()} | "
-        if n is None:
-            row += "— | — | no narrow network with the same weights | "
-        else:
-            diff = stats.difference(finals[n], finals[k])
-            row += f"{stats.cell(list(finals[n].values())).text()} | {diff.text()} | " \
-                   f"{diff.verdict('sparse', 'narrow')} | "
-        if dense is None:
-            row += "— | — | — |"
-        else:
-            dd = stats.difference(finals[dense], finals[k])
-            row += f"{stats.cell(list(finals[dense].values())).text()} | {dd.text()} | {dd.verdict('sparse', 'dense')} |"
-        lines.append(row)
+        row += _versus(finals, n, k, "narrow", "— | — | no narrow network with the same weights | ")
+        row += _versus(finals, dense, k, "dense", "— | — | — | ")
+        lines.append(row.rstrip())
     return lines if len(lines) > 2 else []
 
 
