@@ -148,3 +148,5 @@ def test_widened_rows_keep_the_narrow_control_as_the_reference():
     table = verdict_table(rows)
     assert len(table) == 3 and "| erk_random ×2 |" in table[2]  # one sparse row; dense ×2 is not one
     assert "| +10.0 [+10.0, +10.0] | sparse ahead (n = 3) |" in table[2]
+    assert report_data.pruner_name("synflow ×2") == "SynFlow ×2"
+    assert report_data.pruner_name("snip+acting ×4") == "SNIP+acting ×4"

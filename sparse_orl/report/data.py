@@ -32,9 +32,11 @@ PRUNER_NAMES = {"dense": "dense", "none": "dense", "narrow": "narrow dense", "sn
 # ---- names ---------------------------------------------------------------------------------
 def pruner_name(p: str) -> str:
     """A method's name in figures: the label itself ("random+erk", "snip"), SNIP / GraSP / SynFlow
-    capitalized as their papers write them, "narrow dense" for the control."""
+    capitalized as their papers write them, "narrow dense" for the control; a widened network keeps
+    its " ×K" ("SynFlow ×2")."""
+    p, times, width = p.partition(" ×")
     base, _, rest = p.partition("+")
-    return PRUNER_NAMES.get(base, base) + (f"+{rest}" if rest else "")
+    return PRUNER_NAMES.get(base, base) + (f"+{rest}" if rest else "") + (f" ×{width}" if times else "")
 
 
 def pct(s: float) -> str:
