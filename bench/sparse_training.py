@@ -7,7 +7,11 @@ of the same runs train side by side, timed in interleaved rounds (median of ``--
 * ``masked``: random+ERK masks multiplied into dense kernels (what the library trained until now);
 * ``compact``: the same masks, every pruned kernel as kept values + indices on the CPU kernels;
 * ``narrow``: the dense network with as many weights as the sparse one keeps (``--pruner=narrow``);
-* ``dense``: the full dense network.
+* ``dense``: the full dense network (of the base widths).
+
+``--width_multiplier=K`` times every hidden width of the masked and compact networks (sparse-wide: pair it
+with the sparsity that keeps the base level's weights, e.g. TD3+BC K=2 at 0.98695 ≈ 95% of 256-256); the
+narrow network matches the wide sparse one's kept weights, and dense stays at the base widths.
 
 Speeds are run-steps per second (steps of every run of the program per second): one unit for every
 contender. Bytes are one run's params + optimizer state (Adam's moments and the masks / validity
@@ -17,6 +21,7 @@ devices ``--cpu_devices=auto`` would give a job of that many runs (1 run: one de
 
     python bench/sparse_training.py                                # everything (tens of minutes)
     python bench/sparse_training.py --algos=vae_bc --sparsities=0.95 --runs=1 --out=bench.json
+    python bench/sparse_training.py --algos=td3bc --sparsities=0.98695 --width_multiplier=2 --runs=1,6
 """
 from __future__ import annotations
 
@@ -49,6 +54,7 @@ class Options:
     runs: Tuple[int, ...] = option((1, 6), "Runs per program (one worker process per count).", low=1)
     steps: int = option(50, "Training steps per timed sample.", low=1)
     reps: int = option(7, "Interleaved rounds; the median is reported.", low=1)
+    width_multiplier: float = option(1.0, "Hidden widths of the masked and compact networks times this.", low=1)
     out: str = option("", "Also write the results to this JSON file.")
     worker: int = option(0, "Internal: run the programs of this many runs and print JSON.", low=0)
 
@@ -67,7 +73,7 @@ def _nbytes(tree) -> int:
     return int(sum(x.nbytes for x in jax.tree_util.tree_leaves(tree)))
 
 
-def _programs(algo_name: str, sparsity: float, runs: int, mesh, data, cache: Dict):
+def _programs(algo_name: str, sparsity: float, runs: int, mesh, data, cache: Dict, width: float = 1.0):
     """{variant: (agent, run states)} of one (algorithm, sparsity, run count)."""
     import jax
     import jax.numpy as jnp
@@ -86,6 +92,9 @@ def _programs(algo_name: str, sparsity: float, runs: int, mesh, data, cache: Dic
         st = init_runs(agent, prune, data, list(range(r_pad)), [s] * r_pad)
         return to_global(st, runs_sharding(mesh))
 
+    base = make_algorithm(cfg, OBS_DIM, ACT_DIM, 1.0)
+    if width != 1.0:
+        cfg = cfg.widened(width, base.networks, base.network_specs)
     full = make_algorithm(cfg, OBS_DIM, ACT_DIM, 1.0)
     out = {}
     masked = stack(full, PruneConfig("erk_random"), sparsity)
@@ -99,7 +108,7 @@ def _programs(algo_name: str, sparsity: float, runs: int, mesh, data, cache: Dic
     narrow = make_algorithm(narrow_cfg, OBS_DIM, ACT_DIM, 1.0)
     out["narrow"] = (narrow, stack(narrow, PruneConfig("dense"), 0.0))
     if "dense" not in cache:
-        cache["dense"] = (full, stack(full, PruneConfig("dense"), 0.0))
+        cache["dense"] = (base, stack(base, PruneConfig("dense"), 0.0))
     out["dense"] = cache["dense"]
     return out
 
@@ -127,7 +136,7 @@ def worker(o: Options) -> List[Dict]:
         cache: Dict = {}
         batch = ALGOS[algo_name][2]
         for s in o.sparsities:
-            progs = _programs(algo_name, s, o.worker, mesh, data, cache)
+            progs = _programs(algo_name, s, o.worker, mesh, data, cache, o.width_multiplier)
             chunks = {v: make_train_chunk(agent, batch, o.steps, mesh) for v, (agent, _) in progs.items()}
             states = {v: st for v, (_, st) in progs.items()}
             for v in VARIANTS:  # compile and warm up
@@ -144,7 +153,8 @@ def worker(o: Options) -> List[Dict]:
             for v in VARIANTS:
                 a = jax.tree_util.tree_map(lambda x: x[0], states[v].agent)
                 results.append({
-                    "algo": algo_name, "sparsity": s, "runs": o.worker, "devices": n_devices, "variant": v,
+                    "algo": algo_name, "sparsity": s, "width_multiplier": o.width_multiplier, "runs": o.worker,
+                    "devices": n_devices, "variant": v,
                     "run_steps_per_s": o.steps * o.worker / statistics.median(times[v]),
                     "bytes_params_opt": _nbytes((a.params, a.opt_state)), "bytes_targets": _nbytes(a.target_params),
                     "samples_s": times[v]})
@@ -152,6 +162,11 @@ def worker(o: Options) -> List[Dict]:
                 f"{r['variant']} {r['run_steps_per_s']:.0f}" for r in results[-len(VARIANTS):]),
                 file=sys.stderr, flush=True)
     return results
+
+
+def pct(s: float) -> str:
+    """0.95 -> "95%", 0.98695 -> "98.695%"."""
+    return f"{100 * s:.10g}%"
 
 
 def table(results: List[Dict]) -> str:
@@ -163,7 +178,9 @@ def table(results: List[Dict]) -> str:
         r = {v: by[(algo, s, runs, v)] for v in VARIANTS}
         sp = {v: r[v]["run_steps_per_s"] for v in VARIANTS}
         b = {v: r[v]["bytes_params_opt"] for v in VARIANTS}
-        lines.append(f"| {algo} | {s:.0%} | {runs} | {sp['masked']:,.0f} | {sp['compact']:,.0f} | {sp['narrow']:,.0f} | "
+        w = r["masked"].get("width_multiplier", 1.0)
+        name = f"{algo} ×{w:g}" if w != 1.0 else algo
+        lines.append(f"| {name} | {pct(s)} | {runs} | {sp['masked']:,.0f} | {sp['compact']:,.0f} | {sp['narrow']:,.0f} | "
                      f"{sp['dense']:,.0f} | **{sp['compact'] / sp['masked']:.2f}x** | "
                      f"{sp['narrow'] / sp['compact']:.2f}x | {b['masked']:,} | {b['compact']:,} | "
                      f"{b['compact'] / b['masked']:.3f} |")
@@ -178,7 +195,8 @@ def main(argv):
     results = []
     for runs in o.runs:
         cmd = [sys.executable, os.path.abspath(__file__), f"--worker={runs}", f"--algos={','.join(o.algos)}",
-               f"--sparsities={','.join(map(str, o.sparsities))}", f"--steps={o.steps}", f"--reps={o.reps}"]
+               f"--sparsities={','.join(map(str, o.sparsities))}", f"--steps={o.steps}", f"--reps={o.reps}",
+               f"--width_multiplier={o.width_multiplier}"]
         print(f"runs={runs}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
         p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
         if p.returncode != 0:
