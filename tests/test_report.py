@@ -150,3 +150,16 @@ def test_widened_rows_keep_the_narrow_control_as_the_reference():
     assert "| +10.0 [+10.0, +10.0] | sparse ahead (n = 3) |" in table[2]
     assert report_data.pruner_name("synflow ×2") == "SynFlow ×2"
     assert report_data.pruner_name("snip+acting ×4") == "SNIP+acting ×4"
+
+
+def test_aggregate_table_iqm_over_datasets():
+    def row(dataset, seed, score, pruner="dense"):
+        return report_data.with_setting(dict(
+            algo="td3bc", algo_name="TD3+BC", dataset=dataset, max_transitions=10000, pruner=pruner, sparsity=0.0,
+            seed=seed, step=10, normalized_score=score, width_multiplier=1.0, **{"return": score}))
+    rows = [row("a", s, float(s)) for s in range(4)] + [row("b", s, 10.0 + s) for s in range(4)]
+    rows += [row("a", 0, 5.0, pruner="snip")]  # one dataset only: not aggregated
+    from sparse_orl.report.tables import aggregate_table
+    table = aggregate_table(rows)
+    # pooled 0 1 2 3 10 11 12 13: the middle half is 2 3 10 11, mean 6.5
+    assert len(table) == 3 and table[2].startswith("| TD3+BC | 10k transitions | dense | 0% | 2 | 8 | 6.5 [")

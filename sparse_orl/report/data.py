@@ -2,15 +2,12 @@
 and the names the figures and tables print.
 
 A workdir is a sweep (``sweep.json``) or a ``launch.train`` workdir (``summary.json``).
-Rows are those of :mod:`sparse_orl.report.results`. Importing this module needs numpy and
-the standard library only: the sweep's plan (which programs a sweep holds), the
-final params (storage sizes) and scipy (confidence intervals) are imported when a
-function needs them.
+Rows are those of :mod:`sparse_orl.report.results`; the statistics over them are in
+:mod:`sparse_orl.report.stats`.
 """
 from __future__ import annotations
 
 import collections
-import math
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -21,7 +18,6 @@ from sparse_orl.report.results import SWEEP_FILE, read_summaries, rows_from_summ
 from sparse_orl.store.summary import LAST_EVALS, Summary, read_summary
 from sparse_orl.export import size_table
 from sparse_orl.store.final import load_final
-from scipy import stats
 
 Log = Callable[[str], None]
 MB = 1e6
@@ -198,16 +194,6 @@ def final_scores(rows: Sequence[Dict], last: int = LAST_EVALS) -> Dict[Tuple, Di
         tail = [v for _, v in sorted(evals)[-last:]]
         out[tuple(cfg)][seed] = float(np.mean(tail))
     return dict(out)
-
-
-def mean_ci(values: Sequence[float], level: float = 0.95) -> Tuple[float, Optional[float], Optional[float]]:
-    """(mean, sample std, half-width of the t confidence interval); std/CI None with 1 value."""
-    x = np.asarray(values, np.float64)
-    if x.size < 2:
-        return float(x.mean()), None, None
-
-    sd = float(x.std(ddof=1))
-    return float(x.mean()), sd, float(stats.t.ppf(0.5 + level / 2, x.size - 1) * sd / math.sqrt(x.size))
 
 
 def nearest_level(levels: Sequence[float], wanted: float) -> Optional[float]:

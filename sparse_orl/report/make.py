@@ -33,7 +33,8 @@ from typing import Dict, List, Optional
 from sparse_orl.report.data import Log, load_data, load_many, pct, pruner_name, score_label
 from sparse_orl.report.network_plots import plot_layers, plot_storage
 from sparse_orl.report.plots import plot_curves, plot_final_vs_sparsity, plot_score_vs_weights
-from sparse_orl.report.tables import WEIGHT_MATCH, score_table, speed_table, storage_table, verdict_table
+from sparse_orl.report.tables import (WEIGHT_MATCH, aggregate_table, score_table, speed_table, storage_table,
+                                      verdict_table)
 from sparse_orl.store.summary import LAST_EVALS
 from sparse_orl.store.atomic import atomic_write_text
 
@@ -105,6 +106,14 @@ def _results(data: Dict) -> List[str]:
                "narrow at five seeds to rest a verdict on); a side is \"ahead\" only where the interval excludes 0.",
                ""]
         md += verdict
+    aggregate = aggregate_table(rows)
+    if aggregate:
+        md += ["", "## Aggregate over datasets", "",
+               "Configurations that ran on two or more datasets: the interquartile mean (IQM: the mean of the middle "
+               "50%) of every run score over the datasets, with a 95% bootstrap interval that resamples the runs "
+               "within each dataset (Agarwal et al. 2021, rliable's convention). Scores are normalized, so datasets "
+               "compare.", ""]
+        md += aggregate
     md += ["", "## Training speed", "", "Run-steps per second of each configuration's program (steps of all its "
            "runs per second; the first chunk, which compiles, is left out), as measured while it trained: "
            "compare programs run on the same machine under the same load only.", ""]

@@ -1,4 +1,5 @@
-"""The report's Markdown tables: scores, the sparse-versus-narrow verdict, training speed, stored size.
+"""The report's Markdown tables: scores, the sparse-versus-narrow verdict, the aggregate over datasets,
+training speed, stored size.
 
 Every score is a run's mean normalized score over its last evaluations; every cell is mean ± sample
 std [95% bootstrap interval] over seeds (:mod:`sparse_orl.report.stats`).
@@ -11,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sparse_orl.report import stats
-from sparse_orl.report.data import MB, final_scores, nearest_level, pct, pruner_name, size_summary
+from sparse_orl.report.data import MB, budget_text, final_scores, nearest_level, pct, pruner_name, size_summary
 
 WEIGHT_MATCH = 0.10  # a narrow network "has the same weights" as a sparse one within this relative difference
 
@@ -85,6 +86,26 @@ def verdict_table(rows: Sequence[Dict]) -> List[str]:
         row += _versus(finals, n, k, "narrow", "— | — | no narrow network with the same weights | ")
         row += _versus(finals, dense, k, "dense", "— | — | — | ")
         lines.append(row.rstrip())
+    return lines if len(lines) > 2 else []
+
+
+def aggregate_table(rows: Sequence[Dict]) -> List[str]:
+    """Each configuration that ran on two or more datasets, aggregated over them (rliable's convention):
+    the IQM of every run score with a 95% bootstrap interval stratified by dataset."""
+    where = {r["data"]: (r["dataset"], r.get("max_transitions")) for r in rows}
+    tasks: Dict[Tuple, Dict[str, List[float]]] = collections.defaultdict(dict)
+    for (algo, name, data, pruner, sparsity), by_seed in final_scores(rows).items():
+        dataset, budget = where[data]
+        tasks[(algo, name, budget, pruner, sparsity)][dataset] = list(by_seed.values())
+    lines = ["| algorithm | data budget | method | sparsity | datasets | runs | IQM [95% CI] |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    order = sorted((k for k in tasks if len(tasks[k]) > 1),
+                   key=lambda k: (k[0], k[2] is None, k[2] or 0, k[3] != "dense", k[3] == "narrow", k[3], k[4]))
+    for k in order:
+        c = stats.iqm_cell(list(tasks[k].values()))
+        ci = f" [{c.low:.1f}, {c.high:.1f}]" if c.low is not None else ""
+        lines.append(f"| {k[1]} | {budget_text(k[2])} | {pruner_name(k[3])} | {pct(k[4])} | {len(tasks[k])} | {c.n} | "
+                     f"{c.mean:.1f}{ci} |")
     return lines if len(lines) > 2 else []
 
 
