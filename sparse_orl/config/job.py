@@ -42,7 +42,8 @@ class RunSettings:
                                                    "env's limit).", low=1)
     checkpoint_every: int = option(10000, "Checkpoint every this many steps (and at an interrupt).", low=1)
     max_transitions: Optional[int] = option(None, "Train on a subset of this many transitions, drawn uniformly "
-                                            "without replacement per seed (Sparse-Reg's rule); observation "
+                                            "without replacement per seed from every episode (not Sparse-Reg's "
+                                            "first N rows: docs/design.md); observation "
                                             "statistics and pruning scores come from it (default: the whole "
                                             "dataset).", low=1)
     width_multiplier: float = option(1.0, "Hidden widths of the pruned networks times this: with a higher "

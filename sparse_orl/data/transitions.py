@@ -86,8 +86,9 @@ SUBSET_TAG = 0x5B5E7  # separates the data-subset stream of a seed from every ot
 
 def subset_indices(seed: int, num_transitions: int, size: int) -> np.ndarray:
     """Rows of a uniform subset of ``size`` of ``num_transitions`` transitions for run seed ``seed``:
-    the first ``size`` of a permutation drawn from ``SeedSequence([seed, SUBSET_TAG])`` (Sparse-Reg's
-    "first N of a shuffled buffer"), sorted, int32. The same seed gives the same subset in every
+    the first ``size`` of a permutation drawn from ``SeedSequence([seed, SUBSET_TAG])``, sorted, int32
+    (uniform over every episode; Sparse-Reg's code keeps the dataset's first N rows instead: see
+    docs/design.md, "Data budgets"). The same seed gives the same subset in every
     program, so runs of one seed are paired across pruners and levels."""
     if not 1 <= size <= num_transitions:
         raise ValueError(f"--max_transitions={size} must be in [1, {num_transitions}] (the dataset's transitions)")
