@@ -79,6 +79,29 @@ def test_a_seeds_subset_is_n_distinct_rows_fixed_by_the_seed_alone():
     assert np.array_equal(subset_indices(4, 1000, 1000), np.arange(1000))  # N = the dataset: every row
 
 
+def test_the_first_rule_is_the_datasets_first_rows_for_every_seed():
+    for seed in (0, 3, 9):
+        np.testing.assert_array_equal(subset_indices(seed, 1000, 120, "first"), np.arange(120, dtype=np.int32))
+    job = JobData(random_transitions(n=1000), _info(1000), "Env-v0", max_transitions=100, data_subset="first")
+    got = job.subsets([0, 7])
+    assert got.shape == (2, 100) and np.array_equal(got[0], np.arange(100)) and np.array_equal(got[1], got[0])
+    assert job.subset_text() == "; every seed on the first 100 of 1,000 transitions (whole episodes, file order)"
+    with pytest.raises(ValueError, match=r"^--data_subset must be uniform or first, got 'last'$"):
+        subset_indices(0, 1000, 10, "last")
+    with pytest.raises(ValueError, match=r"^--max_transitions=1001 must be in \[1, 1000\]"):
+        subset_indices(0, 1000, 1001, "first")
+
+
+def test_the_first_rule_needs_a_budget_and_is_part_of_the_identity(tmp_path):
+    from sparse_orl.job.program import identity
+
+    with pytest.raises(ValueError, match=r"^--data_subset=first needs --max_transitions \(the subset's size\)$"):
+        ExperimentConfig(dataset="d.hdf5", workdir=str(tmp_path), data_subset="first").validate()
+    uniform = ExperimentConfig(dataset="d.hdf5", workdir=str(tmp_path), max_transitions=50)
+    first = dataclasses.replace(uniform, data_subset="first")
+    assert identity(first) != identity(uniform) and "data_subset" not in identity(uniform)
+
+
 def test_a_seeds_subset_is_the_same_in_another_process():
     code = ("from sparse_orl.data.transitions import subset_indices\n"
             "print(','.join(str(i) for i in subset_indices(7, 5000, 40)))")
@@ -231,6 +254,25 @@ def test_a_job_trains_each_seed_on_its_subset_in_every_program_and_across_a_resu
     for other, shown in ((60, "max_transitions: 50 -> 60"), (None, "max_transitions: 50 -> None")):
         with pytest.raises(ValueError, match=rf"holds a different experiment \({shown}\)"):
             run_experiment(dataclasses.replace(cfg, max_transitions=other), log=lines.append, logs=QUIET)
+
+
+@pytest.mark.slow
+def test_a_first_rows_job_normalizes_every_seed_by_the_first_rows(tmp_path):
+    from sparse_orl.data import load_dataset
+    from sparse_orl.store.final import load_final, run_folders
+
+    cfg = _budget_config(tmp_path, data_subset="first", prunes=(PruneConfig("random"),), steps=10, checkpoint_every=10)
+    lines = []
+    assert run_experiment(cfg, log=lines.append, logs=QUIET).complete
+    assert any(l.endswith("every seed on the first 50 of 300 transitions (whole episodes, file order)") for l in lines)
+    t, _ = load_dataset(cfg.dataset)
+    want_mean, want_std = obs_stats(take_rows(t, np.arange(50)), True)
+    folders = run_folders(cfg.workdir)
+    finals = load_final(folders[0][0])[1]
+    assert len(folders) == 2
+    for _, index, _run in folders:
+        np.testing.assert_array_equal(finals[index]["obs_mean"], want_mean)
+        np.testing.assert_array_equal(finals[index]["obs_std"], want_std)
 
 
 def test_a_budget_larger_than_the_dataset_is_refused_before_any_work(tmp_path):

@@ -76,6 +76,8 @@ def _sample(cls, s):
             v = ("actor",)
     if cls is PrunerOptions:
         extra["pruner"] = PrunerOptions.owner(s.name)
+    if s.name == "data_subset":
+        extra["max_transitions"] = 50
     if cls is Selection and s.name == "pruner":
         v = ("random",)
     if cls is Selection and s.name == "algo":

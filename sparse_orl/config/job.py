@@ -46,6 +46,10 @@ class RunSettings:
                                             "first N rows: docs/design.md); observation "
                                             "statistics and pruning scores come from it (default: the whole "
                                             "dataset).", low=1)
+    data_subset: str = option("uniform", "Which --max_transitions transitions: uniform (each seed its own "
+                              "uniform draw from every episode) or first (the dataset's first N rows, whole "
+                              "episodes in file order, the same for every seed: Sparse-Reg's buffer).",
+                              choices=("uniform", "first"))
     width_multiplier: float = option(1.0, "Hidden widths of the pruned networks times this: with a higher "
                                      "--sparsity, a wider sparse network with about as many weights "
                                      "(sparse-wide).", low=0, low_open=True)
@@ -83,6 +87,8 @@ class ExperimentConfig(RunSettings):
             raise ValueError("--dataset is required (a Minari id or a D4RL .hdf5 path)")
         if not self.workdir:
             raise ValueError("--workdir is required")
+        if self.data_subset != "uniform" and self.max_transitions is None:
+            raise ValueError(f"--data_subset={self.data_subset} needs --max_transitions (the subset's size)")
         if not self.seeds:
             raise ValueError("--seeds is empty: give at least one seed, e.g. --seeds=0,1,2")
         if len(set(self.seeds)) != len(self.seeds):
@@ -168,7 +174,7 @@ class ExperimentConfig(RunSettings):
 
 # Job options added after workdirs were first written: at these values they are left out of the
 # comparison (and of sweep program hashes), so an older config.json still matches.
-JOB_DEFAULTS = {"max_transitions": None, "width_multiplier": 1.0}
+JOB_DEFAULTS = {"max_transitions": None, "data_subset": "uniform", "width_multiplier": 1.0}
 # How a job trains, not what: left out of its identity (a format change is checked against the
 # checkpoints instead, see sparse_orl.job.program).
 JOB_HOW = ("sparse_format",)

@@ -84,14 +84,20 @@ def sample_batch(data: Transitions, key: jax.Array, batch_size: int, subset: Opt
 SUBSET_TAG = 0x5B5E7  # separates the data-subset stream of a seed from every other use of it
 
 
-def subset_indices(seed: int, num_transitions: int, size: int) -> np.ndarray:
-    """Rows of a uniform subset of ``size`` of ``num_transitions`` transitions for run seed ``seed``:
-    the first ``size`` of a permutation drawn from ``SeedSequence([seed, SUBSET_TAG])``, sorted, int32
-    (uniform over every episode; Sparse-Reg's code keeps the dataset's first N rows instead: see
-    docs/design.md, "Data budgets"). The same seed gives the same subset in every
-    program, so runs of one seed are paired across pruners and levels."""
+def subset_indices(seed: int, num_transitions: int, size: int, rule: str = "uniform") -> np.ndarray:
+    """Rows of a subset of ``size`` of ``num_transitions`` transitions for run seed ``seed``, sorted, int32.
+
+    ``rule="uniform"``: the first ``size`` of a permutation drawn from ``SeedSequence([seed, SUBSET_TAG])``
+    (uniform over every episode). ``rule="first"``: rows 0 .. size-1 for every seed, Sparse-Reg's buffer
+    (its code keeps the dataset's first N rows, whole episodes in file order; docs/design.md, "Data
+    budgets"). The same seed gives the same subset in every program, so runs of one seed are paired
+    across pruners and levels."""
     if not 1 <= size <= num_transitions:
         raise ValueError(f"--max_transitions={size} must be in [1, {num_transitions}] (the dataset's transitions)")
+    if rule == "first":
+        return np.arange(size, dtype=np.int32)
+    if rule != "uniform":
+        raise ValueError(f"--data_subset must be uniform or first, got {rule!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), SUBSET_TAG]))
     return np.sort(rng.permutation(num_transitions)[:size]).astype(np.int32)
 

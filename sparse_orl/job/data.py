@@ -25,13 +25,24 @@ class JobData:
     transitions: Transitions
     info: DatasetInfo
     env_id: str
-    max_transitions: Optional[int] = None  # each seed trains on its own subset of this many transitions
+    max_transitions: Optional[int] = None  # each seed trains on a subset of this many transitions
+    data_subset: str = "uniform"  # how the subset is drawn (subset_indices' rule)
 
     def subsets(self, seeds: Sequence[int]) -> Optional[np.ndarray]:
         """(runs, max_transitions) int32 rows of each seed's subset, or None (every run: all rows)."""
         if self.max_transitions is None:
             return None
-        return np.stack([subset_indices(s, self.transitions.size, self.max_transitions) for s in seeds])
+        return np.stack([subset_indices(s, self.transitions.size, self.max_transitions, self.data_subset)
+                         for s in seeds])
+
+    def subset_text(self) -> str:
+        """What the runs train on, for the first lines of a job: "" with the whole dataset."""
+        if self.max_transitions is None:
+            return ""
+        n, total = f"{self.max_transitions:,}", f"{self.transitions.size:,}"
+        if self.data_subset == "first":
+            return f"; every seed on the first {n} of {total} transitions (whole episodes, file order)"
+        return f"; each seed on its own {n} of {total} transitions"
 
     def obs_stats(self, normalize: bool, seeds: Sequence[int]):
         """(mean, std): shared by every run, or (runs, obs_dim) from each seed's subset."""
@@ -69,4 +80,4 @@ def load_job_data(config: ExperimentConfig, warn=lambda _m: None) -> JobData:
             warn(f"--{flag}={size} is more than the {n:,} transitions a run trains on: its batches are drawn "
                  "with replacement, so they repeat transitions")
             break
-    return JobData(transitions, info, env_id, config.max_transitions)
+    return JobData(transitions, info, env_id, config.max_transitions, config.data_subset)

@@ -128,7 +128,7 @@ class Names:
         return [group_of(lab, lv) for lab, lv in zip(self.labels, self.levels)]
 
 
-def _mask_reports(states, names: Names, warn: bool, log: Log, max_transitions, num_transitions: int):
+def _mask_reports(states, names: Names, warn: bool, log: Log, data_text: str):
     """Per run, what each network's mask keeps; logs the kept count of every group before training."""
     host = to_host(compact.dense_view(states.agent)[1])
     reports = [pruning.masks_report(take_runs(host, i), warn=warn,
@@ -138,8 +138,7 @@ def _mask_reports(states, names: Names, warn: bool, log: Log, max_transitions, n
     for i, g in enumerate(names.groups):
         kept.setdefault(g, []).append(sum(r["kept"] for r in reports[i].values()))
     log("kernel weights trained per run: " + ", ".join(f"{group_name(g)} {int(np.mean(v)):,}" for g, v in kept.items())
-        + ("" if max_transitions is None else
-           f"; each seed on its own {max_transitions:,} of {num_transitions:,} transitions"))
+        + data_text)
     return reports
 
 
@@ -248,7 +247,7 @@ def run_program(program: Program, job: JobData, log: Log, logs: LogConfig, stop=
         log(f"resumed from checkpoint at step {start}")
         if stop is not None:
             stop.last_checkpoint = start
-    reports = _mask_reports(states, names, start == 0 and main, log, config.max_transitions, job.transitions.size)
+    reports = _mask_reports(states, names, start == 0 and main, log, job.subset_text())
     record = hooks_lib.Record(names.labels, names.seeds, names.levels, evals,
                               np.asarray(to_host(states.nan_step))[:num_runs])
     base = Summary(config=config.to_dict(), runs=[], provenance=provenance(info), algo_label=config.agent.label,

@@ -41,11 +41,18 @@ def pct(s: float) -> str:
     return f"{v:.0f}%" if abs(v - round(v)) < 1e-9 else f"{v:g}%"
 
 
-def budget_text(n) -> str:
-    """A data budget: "all data", "10k transitions"."""
+def budget_text(n, subset: str = "uniform") -> str:
+    """A data budget: "all data", "10k transitions", "first 10k transitions" (``--data_subset=first``)."""
     if n is None:
         return "all data"
-    return (f"{n / 1000:g}k" if n % 1000 == 0 else f"{n:,}") + " transitions"
+    return ("first " if subset == "first" else "") + (f"{n / 1000:g}k" if n % 1000 == 0 else f"{n:,}") + \
+        " transitions"
+
+
+def budget_key(budget: Tuple) -> Tuple:
+    """Sort key of a (max_transitions, data_subset) budget: small budgets first, the whole dataset last."""
+    n, subset = budget
+    return (n is None, n or 0, subset)
 
 
 def score_label(rows: Sequence[Dict]) -> str:
@@ -58,7 +65,7 @@ def with_setting(row: Dict) -> Dict:
     """``row`` with what the figures group by: ``data`` (the dataset and its budget) and the pruner
     label of a widened network (``random+erk ×2``)."""
     data = row["dataset"] if row.get("max_transitions") is None else \
-        f"{row['dataset']}, {budget_text(row['max_transitions'])}"
+        f"{row['dataset']}, {budget_text(row['max_transitions'], row.get('data_subset') or 'uniform')}"
     width = row.get("width_multiplier") or 1.0
     # the narrow control is sized by the weights it matches, not by the widened widths: no "×K"
     pruner = row["pruner"] if width == 1.0 or row["pruner"] == "narrow" else f"{row['pruner']} ×{width:g}"
@@ -115,7 +122,8 @@ def load_data(workdir: str, log: Log = print, sizes: bool = True) -> Dict:
         diverged += [with_setting(x) for x in d]
         cfg = summary.config
         ident = with_setting({"algo": summary.algo_label, "algo_name": summary.algo_name, "dataset": cfg["dataset"],
-                              "max_transitions": cfg.get("max_transitions"), "pruner": "",
+                              "max_transitions": cfg.get("max_transitions"), "data_subset": cfg.get("data_subset"),
+                              "pruner": "",
                               "width_multiplier": cfg.get("width_multiplier") or 1.0})
         for run in summary.runs:
             if not run.ok or run.pruner in ("narrow", "dense"):

@@ -24,7 +24,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from sparse_orl.report import stats
-from sparse_orl.report.data import (budget_text, final_scores, groups, pct,
+from sparse_orl.report.data import (budget_key, budget_text, final_scores, groups, pct,
                                     pruner_name, score_label)
 from sparse_orl.store.summary import LAST_EVALS
 from sparse_orl.text import slug
@@ -147,16 +147,16 @@ def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
     for r in rows:
         if r.get("weights_kept") is not None:
             kept[(r["algo"], r["algo_name"], r["data"], r["pruner"], r["sparsity"])] = r["weights_kept"]
-    budget_of = {r["data"]: (r["dataset"], r.get("max_transitions")) for r in rows}
+    budget_of = {r["data"]: (r["dataset"], (r.get("max_transitions"), r.get("data_subset") or "uniform")) for r in rows}
     for algo, name, dataset in sorted({(k[0], k[1], budget_of[k[2]][0]) for k in finals}):
         datas = sorted({k[2] for k in finals if k[:2] == (algo, name) and budget_of[k[2]][0] == dataset},
-                       key=lambda d: (budget_of[d][1] is None, budget_of[d][1] or 0))
+                       key=lambda d: budget_key(budget_of[d][1]))
         if all(k[3] == "dense" for k in finals if k[:2] == (algo, name) and k[2] in datas):
             continue
         fig, axes = plt.subplots(1, len(datas), figsize=(6.2 * len(datas), 4.6), squeeze=False, sharey=True)
         for ax, data in zip(axes[0], datas):
             _weights_panel(ax, {k: v for k, v in finals.items() if k[:3] == (algo, name, data)}, kept)
-            ax.set_title(budget_text(budget_of[data][1]))
+            ax.set_title(budget_text(*budget_of[data][1]))
         axes[0][0].set_ylabel(score_label(rows) + f"\nmean of the last {LAST_EVALS} evaluations")
         handles = {}
         for ax in axes[0]:

@@ -21,7 +21,7 @@ from sparse_orl.store.summary import Summary, read_summary
 SWEEP_FILE = "sweep.json"  # what marks a sweep workdir (written by sparse_orl.sweep.check_sweep_workdir)
 BASE_COLUMNS = ("algo", "algo_name", "pruner", "sparsity", "dataset", "env", "seed", "step", "returns", "return",
                 "normalized_score", "weights_kept")
-EXTRA_COLUMNS = ("max_transitions", "width_multiplier")  # after the sparsity_<network> columns
+EXTRA_COLUMNS = ("max_transitions", "data_subset", "width_multiplier")  # after the sparsity_<network> columns
 # Rows also carry "train_steps_per_s" and "program_runs" (the report's speed table), timings: they stay
 # out of the results table so that a resumed sweep's results are byte-identical to an uninterrupted one.
 
@@ -61,6 +61,7 @@ def rows_from_summary(summary: Summary, program: str = "") -> Tuple[List[Dict], 
         ident = {"algo": summary.algo_label, "algo_name": summary.algo_name, "pruner": run.pruner,
                  "sparsity": float(run.sparsity), "dataset": cfg.get("dataset"), "env": summary.env_id,
                  "seed": int(run.seed), "max_transitions": cfg.get("max_transitions"),
+                 "data_subset": None if cfg.get("max_transitions") is None else cfg.get("data_subset") or "uniform",
                  "width_multiplier": float(cfg.get("width_multiplier") or 1.0)}
         if not run.ok:
             diverged.append(dict(ident, nan_step=run.nan_step, program=program))
@@ -84,7 +85,8 @@ def columns_of(rows: Sequence[Dict]) -> List[str]:
 def row_sort_key(r: Dict):
     """The order of the results table: algo, dataset, data budget, width, pruner, sparsity, seed, step."""
     budget = r.get("max_transitions")
-    return (r["algo"], r["dataset"], budget is None, budget or 0, r.get("width_multiplier") or 1.0, r["pruner"],
+    return (r["algo"], r["dataset"], budget is None, budget or 0, r.get("data_subset") or "",
+            r.get("width_multiplier") or 1.0, r["pruner"],
             r["sparsity"], r["seed"], r["step"])
 
 

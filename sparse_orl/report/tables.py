@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sparse_orl.report import stats
-from sparse_orl.report.data import MB, budget_text, final_scores, nearest_level, pct, pruner_name, size_summary
+from sparse_orl.report.data import MB, budget_key, budget_text, final_scores, nearest_level, pct, pruner_name, size_summary
 
 WEIGHT_MATCH = 0.10  # a narrow network "has the same weights" as a sparse one within this relative difference
 
@@ -92,7 +92,7 @@ def verdict_table(rows: Sequence[Dict]) -> List[str]:
 def aggregate_table(rows: Sequence[Dict]) -> List[str]:
     """Each configuration that ran on two or more datasets, aggregated over them (rliable's convention):
     the IQM of every run score with a 95% bootstrap interval stratified by dataset."""
-    where = {r["data"]: (r["dataset"], r.get("max_transitions")) for r in rows}
+    where = {r["data"]: (r["dataset"], (r.get("max_transitions"), r.get("data_subset") or "uniform")) for r in rows}
     tasks: Dict[Tuple, Dict[str, List[float]]] = collections.defaultdict(dict)
     for (algo, name, data, pruner, sparsity), by_seed in final_scores(rows).items():
         dataset, budget = where[data]
@@ -100,11 +100,11 @@ def aggregate_table(rows: Sequence[Dict]) -> List[str]:
     lines = ["| algorithm | data budget | method | sparsity | datasets | runs | IQM [95% CI] |",
              "|---|---|---|---:|---:|---:|---:|"]
     order = sorted((k for k in tasks if len(tasks[k]) > 1),
-                   key=lambda k: (k[0], k[2] is None, k[2] or 0, k[3] != "dense", k[3] == "narrow", k[3], k[4]))
+                   key=lambda k: (k[0], budget_key(k[2]), k[3] != "dense", k[3] == "narrow", k[3], k[4]))
     for k in order:
         c = stats.iqm_cell(list(tasks[k].values()))
         ci = f" [{c.low:.1f}, {c.high:.1f}]" if c.low is not None else ""
-        lines.append(f"| {k[1]} | {budget_text(k[2])} | {pruner_name(k[3])} | {pct(k[4])} | {len(tasks[k])} | {c.n} | "
+        lines.append(f"| {k[1]} | {budget_text(*k[2])} | {pruner_name(k[3])} | {pct(k[4])} | {len(tasks[k])} | {c.n} | "
                      f"{c.mean:.1f}{ci} |")
     return lines if len(lines) > 2 else []
 
