@@ -111,8 +111,8 @@ def _results(data: Dict) -> List[str]:
         md += ["", "## Aggregate over datasets", "",
                "Configurations that ran on two or more datasets: the interquartile mean (IQM: the mean of the middle "
                "50%) of every run score over the datasets, with a 95% bootstrap interval that resamples the runs "
-               "within each dataset (Agarwal et al. 2021, rliable's convention). Scores are normalized, so datasets "
-               "compare.", ""]
+               "within each dataset (Agarwal et al. 2021, rliable's convention); on each dataset, the seeds that "
+               "every configuration there has. Scores are normalized, so datasets compare.", ""]
         md += aggregate
     md += ["", "## Training speed", "", "Run-steps per second of each configuration's program (steps of all its "
            "runs per second; the first chunk, which compiles, is left out), as measured while it trained: "

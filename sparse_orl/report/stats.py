@@ -135,10 +135,13 @@ def iqm(x) -> float:
 
 
 def iqm_cell(scores_by_task: Sequence[Sequence[float]]) -> Cell:
-    """The IQM of every run score over tasks, with a bootstrap interval stratified by task."""
+    """The IQM of every run score over tasks, with a bootstrap interval stratified by task (a task with
+    one run stays fixed in every resample)."""
     tasks = [np.asarray(t, np.float64) for t in scores_by_task if len(t)]
     pooled = np.concatenate(tasks)
-    if pooled.size < 2:
-        return Cell(int(pooled.size), float(pooled.mean()), None, None, None)
-    low, high = _interval(lambda *ts: iqm(np.concatenate(ts)), tasks)
+    varied = [t for t in tasks if t.size > 1]
+    if pooled.size < 2 or not varied:
+        return Cell(int(pooled.size), iqm(pooled), None, None, None)
+    fixed = np.concatenate([t for t in tasks if t.size == 1] or [np.zeros(0)])
+    low, high = _interval(lambda *ts: iqm(np.concatenate((fixed,) + ts)), varied)
     return Cell(int(pooled.size), iqm(pooled), float(pooled.std(ddof=1)), low, high)

@@ -91,12 +91,17 @@ def verdict_table(rows: Sequence[Dict]) -> List[str]:
 
 def aggregate_table(rows: Sequence[Dict]) -> List[str]:
     """Each configuration that ran on two or more datasets, aggregated over them (rliable's convention):
-    the IQM of every run score with a 95% bootstrap interval stratified by dataset."""
+    the IQM of every run score with a 95% bootstrap interval stratified by dataset. On each dataset only
+    the seeds every configuration there has count, so no configuration weighs a dataset more than another."""
     where = {r["data"]: (r["dataset"], (r.get("max_transitions"), r.get("data_subset") or "uniform")) for r in rows}
+    finals = final_scores(rows)
+    common: Dict[Tuple, set] = {}
+    for (algo, _name, data, _p, _s), by_seed in finals.items():
+        common[(algo, data)] = common.get((algo, data), set(by_seed)) & set(by_seed)
     tasks: Dict[Tuple, Dict[str, List[float]]] = collections.defaultdict(dict)
-    for (algo, name, data, pruner, sparsity), by_seed in final_scores(rows).items():
+    for (algo, name, data, pruner, sparsity), by_seed in finals.items():
         dataset, budget = where[data]
-        tasks[(algo, name, budget, pruner, sparsity)][dataset] = list(by_seed.values())
+        tasks[(algo, name, budget, pruner, sparsity)][dataset] = [by_seed[s] for s in sorted(common[(algo, data)])]
     lines = ["| algorithm | data budget | method | sparsity | datasets | runs | IQM [95% CI] |",
              "|---|---|---|---:|---:|---:|---:|"]
     order = sorted((k for k in tasks if len(tasks[k]) > 1),
