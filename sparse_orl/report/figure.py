@@ -3,6 +3,7 @@ figure is drawn), layer ordering, and the axes' scales, ticks and limits."""
 from __future__ import annotations
 
 import math
+import os
 import re
 from typing import Sequence
 
@@ -117,3 +118,14 @@ def step_formatter(ax, max_step: float) -> None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x / 1000:g}k" if x else "0"))
     else:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:g}"))
+
+
+def save_figure(fig, out_dir: str, name: str) -> str:
+    """Lay ``fig`` out, write it as ``out_dir/name`` (110 dpi, tight box), close it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = os.path.join(out_dir, name)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

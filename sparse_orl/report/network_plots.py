@@ -3,13 +3,12 @@ Fig. 3) and stored size against sparsity (``storage_*.png``, paper Fig. 4). Each
 rows of :mod:`sparse_orl.report.data` and returns the files written."""
 from __future__ import annotations
 
-import os
 from typing import Dict, List, Sequence
 
 import numpy as np
 
 from sparse_orl.report.data import MB, Log, nearest_level, pct, pruner_name, size_summary
-from sparse_orl.report.figure import layer_key, log_limits, log_y, pyplot, sparsity_axis
+from sparse_orl.report.figure import layer_key, log_limits, log_y, pyplot, save_figure, sparsity_axis
 from sparse_orl.text import slug
 
 
@@ -76,11 +75,7 @@ def plot_layers(layers: Sequence[Dict], out_dir: str, networks: Dict[str, str], 
         seed_txt = ("1 seed, no error bar" if len(seeds) == 1 else f"mean ± std over {len(seeds)} seeds")
         fig.suptitle(f"{name} on {dataset}: weights left per layer at {pct(level)} sparsity\n"
                      f"{seed_txt}; 0 drawn hatched at 0.5 (a collapsed layer)")
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"layers_{algo}_{slug(dataset)}.png")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files.append(path)
+        files.append(save_figure(fig, out_dir, f"layers_{algo}_{slug(dataset)}.png"))
     return files
 
 
@@ -115,9 +110,5 @@ def plot_storage(sizes: Sequence[Dict], out_dir: str, networks: Dict[str, str]) 
         fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels), frameon=False)
         fig.suptitle(f"{name} on {dataset}: stored size of each network vs sparsity\n"
                      "(whole files, headers included; labels: dense ÷ ours)")
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"storage_{algo}_{slug(dataset)}.png")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files.append(path)
+        files.append(save_figure(fig, out_dir, f"storage_{algo}_{slug(dataset)}.png"))
     return files

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -29,7 +28,7 @@ from sparse_orl.report.data import (budget_key, budget_text, final_scores, group
 from sparse_orl.store.summary import LAST_EVALS
 from sparse_orl.text import slug
 from sparse_orl.report.figure import (LEVEL_CMAP, LEVEL_CMAP_MAX, PALETTE, count_text, pyplot,
-                                      seed_text, sparsity_axis, step_formatter)
+                                      save_figure, seed_text, sparsity_axis, step_formatter)
 
 
 def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
@@ -85,11 +84,7 @@ def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
         seed_counts = [len(v) for v in per_series.values()]
         fig.suptitle(f"{name} on {dataset}: score during training\n"
                      + seed_text(seed_counts, "line = mean over {n} seeds, band = min–max over seeds"))
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"curves_{algo}_{slug(dataset)}.png")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files.append(path)
+        files.append(save_figure(fig, out_dir, f"curves_{algo}_{slug(dataset)}.png"))
     return files
 
 
@@ -129,11 +124,7 @@ def plot_final_vs_sparsity(rows: Sequence[Dict], out_dir: str) -> List[str]:
             n_seeds.add(len(dense[0]))
         ax.set_title(f"{name} on {dataset}: final score vs sparsity\n"
                      + seed_text(n_seeds, "mean over {n} seeds, band = ±1 std"))
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"final_vs_sparsity_{algo}_{slug(dataset)}.png")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files.append(path)
+        files.append(save_figure(fig, out_dir, f"final_vs_sparsity_{algo}_{slug(dataset)}.png"))
     return files
 
 
@@ -170,11 +161,7 @@ def plot_score_vs_weights(rows: Sequence[Dict], out_dir: str) -> List[str]:
                 else "points = mean over seeds, bars and bands = 95% bootstrap interval of the mean")
         fig.suptitle(f"{name} on {dataset}: score vs kernel weights trained, per data budget, after {steps:,} steps\n"
                      + band)
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"score_vs_weights_{algo}_{slug(dataset)}.png")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files.append(path)
+        files.append(save_figure(fig, out_dir, f"score_vs_weights_{algo}_{slug(dataset)}.png"))
     return files
 
 
