@@ -27,6 +27,7 @@ from sparse_orl.report.data import (budget_key, budget_text, final_scores, group
                                     pruner_name, score_label)
 from sparse_orl.store.summary import LAST_EVALS
 from sparse_orl.text import slug
+from matplotlib.transforms import IdentityTransform, ScaledTranslation
 from sparse_orl.report.figure import (LEVEL_CMAP, LEVEL_CMAP_MAX, PALETTE, count_text, pyplot,
                                       save_figure, seed_text, sparsity_axis, step_formatter)
 
@@ -88,6 +89,9 @@ def plot_curves(rows: Sequence[Dict], out_dir: str) -> List[str]:
     return files
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
 def plot_final_vs_sparsity(rows: Sequence[Dict], out_dir: str) -> List[str]:
     plt = pyplot()
     files = []
@@ -106,24 +110,40 @@ def plot_final_vs_sparsity(rows: Sequence[Dict], out_dir: str) -> List[str]:
             if vals.size > 1:
                 ax.axhspan(vals.mean() - vals.std(ddof=1), vals.mean() + vals.std(ddof=1), color="black", alpha=0.08)
         n_seeds = set()
-        for pruner in sorted({k[3] for k in g if k[3] != "dense"}):
+        extent = [] if not dense else [vals.mean() - (vals.std(ddof=1) if vals.size > 1 else 0),
+                                       vals.mean() + (vals.std(ddof=1) if vals.size > 1 else 0)]
+        methods = sorted({k[3] for k in g if k[3] != "dense"})
+        n_methods = len(methods)
+        for i, pruner in enumerate(methods):
             pts = sorted((k[4], np.array(list(v.values()))) for k, v in g.items() if k[3] == pruner)
             xs = np.array([p[0] for p in pts])
             mean = np.array([p[1].mean() for p in pts])
             sd = np.array([p[1].std(ddof=1) if p[1].size > 1 else 0.0 for p in pts])
             n_seeds |= {p[1].size for p in pts}
-            (line,) = ax.plot(xs, mean, marker="o", lw=1.8, label=pruner_name(pruner))
+            extent += list(mean - sd) + list(mean + sd)
+            # a hollow marker shape per method, and at one level a sideways shift of a few points (not of the
+            # data): methods at the same score stay visible
+            shift = ScaledTranslation((i - (n_methods - 1) / 2) * 8 / 72, 0, fig.dpi_scale_trans)
+            (line,) = ax.plot(xs, mean, marker=MARKERS[i % len(MARKERS)], mfc="none", mew=1.8, ms=8, lw=1.8,
+                              label=pruner_name(pruner), transform=ax.transData + (shift if len(xs) == 1 else
+                                                                                     IdentityTransform()))
             if any(p[1].size > 1 for p in pts):
-                ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15, lw=0)
+                if len(xs) > 1:
+                    ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15, lw=0)
+                else:  # one level: a band has no width, draw the ±1 std as a bar
+                    ax.errorbar(xs, mean, yerr=sd, color=line.get_color(), capsize=4, lw=1.2, fmt="none",
+                                transform=ax.transData + shift)
         if levels:
             sparsity_axis(ax, levels)
+        pad = 0.06 * ((max(extent) - min(extent)) or 1.0)  # shifted artists do not autoscale: set the limits
+        ax.set_ylim(min(extent) - pad, max(extent) + pad)
         ax.set_ylabel(score_label(rows) + f"\nafter {steps:,} steps")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, loc="best")
         if dense:
             n_seeds.add(len(dense[0]))
         ax.set_title(f"{name} on {dataset}: final score vs sparsity\n"
-                     + seed_text(n_seeds, "mean over {n} seeds, band = ±1 std"))
+                     + seed_text(n_seeds, "mean over {n} seeds, band (bar at one level) = ±1 std"))
         files.append(save_figure(fig, out_dir, f"final_vs_sparsity_{algo}_{slug(dataset)}.png"))
     return files
 
