@@ -164,12 +164,9 @@ def worker(o: Options) -> List[Dict]:
     return results
 
 
-def pct(s: float) -> str:
-    """0.95 -> "95%", 0.98695 -> "98.695%"."""
-    return f"{100 * s:.10g}%"
-
-
 def table(results: List[Dict]) -> str:
+    from sparse_orl.report.data import pct
+
     by = {(r["algo"], r["sparsity"], r["runs"], r["variant"]): r for r in results}
     lines = ["| algorithm | sparsity | runs | masked | compact | narrow | dense | compact / masked | "
              "narrow / compact | bytes masked | bytes compact | compact / masked bytes |",
